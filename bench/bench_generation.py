@@ -1,0 +1,96 @@
+"""Local generation throughput on the embedded model: batched (batch 16) vs one prompt at a time.
+
+Both backends get the same prompts and the same per-prompt seeds. The measurements are
+interleaved (batched, single, batched, single, ...) after one untimed warm-up of each, so that
+noise from other work on the machine falls on both. Tokens are counted from
+``Completion.completion_tokens``.
+
+    python bench/bench_generation.py [--repeats 2] [--prompts 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from rlaif.backends import GenRequest, SamplingParams, make_backend
+from rlaif.prompts import load_prompts
+
+GOAL = 8.0  # batched tokens/s over single tokens/s
+
+
+def build_requests(n: int, max_new_tokens: int) -> list[GenRequest]:
+    prompts, _ = load_prompts("suite:train", limit=n)
+    return [GenRequest.of(p.chat(), SamplingParams(temperature=0.7, top_p=0.95,
+                                                   max_new_tokens=max_new_tokens, seed=1000 + i))
+            for i, p in enumerate(prompts)]
+
+
+def timed(backend, requests: list[GenRequest]) -> tuple[float, int, list[str]]:
+    """Seconds, generated tokens and texts for one pass over all requests."""
+    t0 = time.perf_counter()
+    comps = backend.generate(requests)
+    seconds = time.perf_counter() - t0
+    return seconds, sum(c.completion_tokens for c in comps), [c.text for c in comps]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=2, help="timed rounds (each: batched then single)")
+    ap.add_argument("--prompts", type=int, default=16, help="prompts from suite:train")
+    ap.add_argument("--batch-size", type=int, default=16, help="batch size of the batched backend")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    args = ap.parse_args()
+
+    console = Console()
+    console.print(f"$ {shlex.join(['python', *sys.argv])}")
+    console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+                  f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
+                  f"cuda={torch.cuda.is_available()}")
+
+    requests = build_requests(args.prompts, args.max_new_tokens)
+    backends = {"batched": make_backend("local", "embedded", batch_size=args.batch_size),
+                "single": make_backend("local", "embedded", batch_size=1)}
+    for name, b in backends.items():  # untimed warm-up of each
+        b.generate(requests)
+        console.print(f"warm-up done: {name} (batch_size={b.batch_size}, device={b.device})")
+
+    rates: dict[str, list[float]] = {name: [] for name in backends}
+    texts: dict[str, list[str]] = {}
+    rows = []
+    for rnd in range(1, args.repeats + 1):
+        for name, b in backends.items():
+            seconds, tokens, texts[name] = timed(b, requests)
+            rates[name].append(tokens / seconds)
+            rows.append((str(rnd), name, f"{seconds:.2f}", str(tokens), f"{tokens / seconds:.1f}"))
+            console.print(f"round {rnd} {name}: {tokens} tokens in {seconds:.2f}s")
+
+    table = Table(title=f"generation, {len(requests)} prompts, max_new_tokens {args.max_new_tokens}")
+    for col in ("round", "mode", "seconds", "tokens", "tokens/s"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+
+    med = {name: statistics.median(v) for name, v in rates.items()}
+    ratios = [b / s for b, s in zip(rates["batched"], rates["single"])]
+    ratio = statistics.median(ratios)
+    same = sum(a == b for a, b in zip(texts["batched"], texts["single"]))
+    console.print(f"median tokens/s: batched {med['batched']:.1f}, single {med['single']:.1f}")
+    console.print(f"ratio batched/single: {ratio:.2f}x (median of per-round ratios "
+                  f"{', '.join(f'{r:.2f}' for r in ratios)}); goal >= {GOAL:g}x: "
+                  f"{'MET' if ratio >= GOAL else 'NOT MET'}")
+    console.print(f"identical texts batched vs single (last round): {same}/{len(requests)}")
+
+
+if __name__ == "__main__":
+    main()

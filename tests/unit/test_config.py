@@ -1,0 +1,159 @@
+"""Unit tests for rlaif.config: defaults, YAML loading, overrides and located errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlaif.config import GenerateConfig, ModelSpec, SynthConfig, load_config, parse_override
+from rlaif.errors import ConfigError
+
+
+def write(tmp_path, text: str, name: str = "cfg.yaml"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_defaults_validate():
+    cfg = load_config(None)
+    assert isinstance(cfg, SynthConfig)
+    assert cfg.generate.strategy == "personas"
+    assert len(cfg.generate.personas) >= 2
+    assert cfg.judge.mode in ("structured", "logprob")
+    assert SynthConfig.model_validate(cfg.model_dump()) == cfg
+    assert SynthConfig() == cfg
+
+
+def test_overrides_without_file():
+    cfg = load_config(None, ["judge.mode=structured", "generate.n=4", "generate.temperature=0.3",
+                             "judge.teacher.batch_size=2"])
+    assert cfg.judge.mode == "structured"
+    assert cfg.generate.n == 4 and isinstance(cfg.generate.n, int)
+    assert cfg.generate.temperature == 0.3
+    assert cfg.judge.teacher.batch_size == 2
+
+
+def test_file_then_overrides_win(tmp_path):
+    p = write(tmp_path, "generate:\n  strategy: sample\n  n: 3\njudge:\n  mode: logprob\n")
+    cfg = load_config(p, ["generate.n=5"])
+    assert cfg.generate.strategy == "sample"
+    assert cfg.generate.n == 5
+    assert cfg.judge.mode == "logprob"
+
+
+def test_empty_file_gives_defaults(tmp_path):
+    p = write(tmp_path, "# nothing here\n")
+    assert load_config(p) == SynthConfig()
+
+
+def _err(tmp_path, text: str, overrides=None) -> str:
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(p, overrides)
+    return str(err.value)
+
+
+def test_unknown_field_names_file_line_and_path(tmp_path):
+    msg = _err(tmp_path, "# a comment\n"
+                         "generate:\n"
+                         "  strategy: sample\n"
+                         "  n: 3\n"
+                         "judge:\n"
+                         "  mode: logprob\n"
+                         "  bogus_knob: 1\n")
+    assert "cfg.yaml:7" in msg
+    assert "judge.bogus_knob" in msg
+
+
+def test_bad_value_names_file_line_and_path(tmp_path):
+    msg = _err(tmp_path, "generate:\n"
+                         "  strategy: sample\n"
+                         "\n"
+                         "  # hotter\n"
+                         "  temperature: 5.0\n")
+    assert "cfg.yaml:5" in msg
+    assert "generate.temperature" in msg
+    assert "5.0" in msg
+
+
+def test_bad_literal_in_nested_section(tmp_path):
+    msg = _err(tmp_path, "judge:\n"
+                         "  teacher:\n"
+                         "    model: embedded\n"
+                         "    batch_size: 0\n")
+    assert "cfg.yaml:4" in msg
+    assert "judge.teacher.batch_size" in msg
+
+
+def test_bad_value_inside_a_list(tmp_path):
+    msg = _err(tmp_path, "generate:\n"
+                         "  strategy: models\n"
+                         "  models:\n"
+                         "    - model: a\n"
+                         "    - model: b\n"
+                         "      batch_size: -1\n")
+    assert "cfg.yaml:6" in msg
+    assert "generate.models.1.batch_size" in msg
+
+
+def test_unknown_top_level_section(tmp_path):
+    msg = _err(tmp_path, "generate:\n  n: 2\ntrainer:\n  lr: 1\n")
+    assert "cfg.yaml:" in msg
+    assert "'trainer'" in msg
+
+
+def test_models_strategy_needs_two_models(tmp_path):
+    msg = _err(tmp_path, "generate:\n  strategy: models\n  models:\n    - model: only-one\n")
+    assert "cfg.yaml" in msg
+    assert "generate" in msg and "two" in msg
+    with pytest.raises(ValueError):
+        GenerateConfig(strategy="models", models=[ModelSpec(model="x")])
+    ok = GenerateConfig(strategy="models", models=[ModelSpec(model="x"), ModelSpec(model="y")])
+    assert len(ok.models) == 2
+
+
+def test_personas_strategy_needs_two_personas():
+    with pytest.raises(ConfigError, match="persona"):
+        load_config(None, ["generate.personas={only: be nice}"])
+
+
+def test_bad_override_value_is_a_config_error():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["generate.n=99"])
+    assert "generate.n" in str(err.value)
+
+
+@pytest.mark.parametrize("bad", ["generate.n", "=4", "judge.mode"])
+def test_malformed_override(bad):
+    with pytest.raises(ConfigError, match="key.path=value"):
+        load_config(None, [bad])
+    with pytest.raises(ConfigError):
+        parse_override(bad)
+
+
+def test_override_into_a_scalar_is_a_config_error(tmp_path):
+    p = write(tmp_path, "generate:\n  n: 3\n")
+    with pytest.raises(ConfigError, match="not a section"):
+        load_config(p, ["generate.n.x=1"])
+
+
+def test_override_value_parsing():
+    assert parse_override("a.b=4") == (["a", "b"], 4)
+    assert parse_override("a=true") == (["a"], True)
+    assert parse_override("a.b=x=y") == (["a", "b"], "x=y")
+    assert parse_override("a=") == (["a"], "")
+
+
+def test_invalid_yaml_names_line(tmp_path):
+    msg = _err(tmp_path, "generate:\n  n: 3\n  strategy: [unclosed\n")
+    assert "cfg.yaml:" in msg and "YAML" in msg
+
+
+def test_non_mapping_yaml(tmp_path):
+    msg = _err(tmp_path, "- a\n- b\n")
+    assert "cfg.yaml" in msg and "mapping" in msg
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,120 @@
+"""Unit tests for rlaif.stages.common.run_chunked: write once, resume, same chunk boundaries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from rlaif.io import JsonlAppender, ReadReport, read_jsonl
+from rlaif.stages.common import run_chunked
+
+ITEMS = [f"i{k}" for k in range(10)]
+CHUNK = 4  # chunks of an uninterrupted run: i0-i3, i4-i7, i8-i9
+
+
+class FakeRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    value: str
+    chunk_start: str  # which chunk computed the row, so rows depend on the batching
+
+
+class FakeCompute:
+    """FAKE compute function (stands in for a model backend): deterministic rows, records every
+    chunk it receives."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+
+    def __call__(self, chunk: list[str]) -> list[FakeRow]:
+        self.calls.append(list(chunk))
+        return [FakeRow(id=it, value=it.upper(), chunk_start=chunk[0]) for it in chunk]
+
+
+def run(out: Path, fake: FakeCompute, items=ITEMS) -> dict:
+    return run_chunked(items, lambda it: it, fake, out, FakeRow, CHUNK, "test", "row")
+
+
+def ids_in(path: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_fresh_run_writes_every_row_once(tmp_path):
+    fake = FakeCompute()
+    out = tmp_path / "rows.jsonl"
+    stats = run(out, fake)
+    assert fake.calls == [ITEMS[0:4], ITEMS[4:8], ITEMS[8:10]]
+    assert ids_in(out) == ITEMS
+    assert stats == {"total": 10, "already_done": 0, "written": 10}
+
+
+def _uninterrupted(tmp_path) -> tuple[FakeCompute, bytes]:
+    fake = FakeCompute()
+    out = tmp_path / "reference" / "rows.jsonl"
+    run(out, fake)
+    return fake, out.read_bytes()
+
+
+def test_resume_after_kill_mid_chunk_with_truncated_line(tmp_path):
+    ref_fake, ref_bytes = _uninterrupted(tmp_path)
+    ref_rows = [FakeRow.model_validate_json(line) for line in ref_bytes.decode().splitlines()]
+
+    out = tmp_path / "run" / "rows.jsonl"
+    with JsonlAppender(out) as w:  # chunk 1 complete, chunk 2 half-written (i4, i5) ...
+        for row in ref_rows[:6]:
+            w.write(row)
+    with out.open("ab") as fh:  # ... and the kill hit while i6 was being written
+        fh.write(ref_rows[6].model_dump_json()[:15].encode())
+    rep = ReadReport()
+    read_jsonl(out, FakeRow, rep)
+    assert rep.truncated_tail is True
+
+    fake = FakeCompute()
+    stats = run(out, fake)
+    # same boundaries as the uninterrupted run; the finished first chunk is not recomputed
+    assert fake.calls == ref_fake.calls[1:]
+    assert stats == {"total": 10, "already_done": 6, "written": 4}
+    assert ids_in(out) == ITEMS  # each id exactly once, no corrupted line
+    assert out.read_bytes() == ref_bytes  # identical to the uninterrupted run
+
+
+def test_resume_with_holes_in_several_chunks_never_duplicates(tmp_path):
+    ref_fake, ref_bytes = _uninterrupted(tmp_path)
+    ref = {r.id: r for r in (FakeRow.model_validate_json(x) for x in ref_bytes.decode().splitlines())}
+    out = tmp_path / "rows.jsonl"
+    with JsonlAppender(out) as w:
+        for k in ("i0", "i1", "i2", "i5", "i9"):
+            w.write(ref[k])
+
+    fake = FakeCompute()
+    stats = run(out, fake)
+    assert fake.calls == ref_fake.calls  # every chunk has a hole; each is passed whole
+    assert stats["written"] == 5 and stats["already_done"] == 5
+    got = ids_in(out)
+    assert sorted(got) == sorted(ITEMS) and len(got) == len(set(got))
+    assert read_jsonl(out, FakeRow) == [ref[k] for k in ("i0", "i1", "i2", "i5", "i9",
+                                                         "i3", "i4", "i6", "i7", "i8")]
+
+
+def test_finished_run_calls_compute_zero_times(tmp_path):
+    out = tmp_path / "rows.jsonl"
+    run(out, FakeCompute())
+    before = out.read_bytes()
+    fake = FakeCompute()
+    stats = run(out, fake)
+    assert fake.calls == []
+    assert stats == {"total": 10, "already_done": 10, "written": 0}
+    assert out.read_bytes() == before
+
+
+def test_rows_for_items_outside_the_list_are_ignored(tmp_path):
+    out = tmp_path / "rows.jsonl"
+    with JsonlAppender(out) as w:
+        w.write(FakeRow(id="stale", value="x", chunk_start="stale"))
+    fake = FakeCompute()
+    stats = run(out, fake, items=ITEMS[:3])
+    assert fake.calls == [ITEMS[:3]]
+    assert stats == {"total": 3, "already_done": 0, "written": 3}
+    assert ids_in(out) == ["stale", "i0", "i1", "i2"]

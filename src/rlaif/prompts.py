@@ -51,7 +51,7 @@ def _rows(path: Path) -> Iterator[tuple[int, Any]]:
     if path.is_dir():
         yield from _dataset_rows(path)
     elif path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a BOM
             reader = csv.DictReader(fh)
             if not reader.fieldnames or "prompt" not in reader.fieldnames:
                 raise InputError.at(path, 1, "prompt", "a CSV needs a 'prompt' column in its header")
@@ -96,7 +96,7 @@ def _messages(path: Path, line: int, row: dict) -> list[dict]:
         for i, m in enumerate(msgs):
             if not isinstance(m, dict):
                 raise InputError.at(path, line, f"messages[{i}]", "must be an object with role and content")
-            if m.get("role") not in ROLES:
+            if not isinstance(m.get("role"), str) or m["role"] not in ROLES:
                 raise InputError.at(path, line, f"messages[{i}].role",
                                     f"must be one of {', '.join(sorted(ROLES))} (got {m.get('role')!r})")
             if not isinstance(m.get("content"), str) or not m["content"].strip():

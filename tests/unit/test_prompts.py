@@ -128,9 +128,6 @@ def test_csv_empty_prompt_cell_names_line(tmp_path):
     assert_where(err, src, 3, "prompt")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG prompts.py _rows: CSV opened with encoding='utf-8', not "
-                   "'utf-8-sig'; a UTF-8 BOM (Excel 'CSV UTF-8') makes the header '\\ufeffprompt' "
-                   "and the file is rejected as having no 'prompt' column")
 def test_csv_with_utf8_bom(tmp_path):
     src = tmp_path / "bom.csv"
     src.write_bytes(b"\xef\xbb\xbfprompt,topic\nhello there,x\n")
@@ -250,9 +247,6 @@ def test_empty_file_is_an_error(tmp_path):
         load_prompts(str(src))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG prompts.py _messages: `m.get('role') not in ROLES` on a "
-                   "set raises TypeError (unhashable) when role is a list or object, instead of an "
-                   "InputError naming messages[0].role")
 def test_unhashable_role_is_an_input_error(tmp_path):
     src = write_jsonl(tmp_path / "bad.jsonl", [{"messages": [{"role": ["user"], "content": "a"}]}])
     with pytest.raises(InputError) as err:

@@ -35,12 +35,12 @@ def build_requests(n: int, max_new_tokens: int) -> list[GenRequest]:
             for i, p in enumerate(prompts)]
 
 
-def timed(backend, requests: list[GenRequest]) -> tuple[float, int, list[str]]:
-    """Seconds, generated tokens and texts for one pass over all requests."""
+def timed(backend, requests: list[GenRequest]) -> tuple[float, int, list]:
+    """Seconds, generated tokens and completions for one pass over all requests."""
     t0 = time.perf_counter()
     comps = backend.generate(requests)
     seconds = time.perf_counter() - t0
-    return seconds, sum(c.completion_tokens for c in comps), [c.text for c in comps]
+    return seconds, sum(c.completion_tokens for c in comps), comps
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     args = ap.parse_args()
 
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"$ {shlex.join(['python', *sys.argv])}")
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
                   f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
@@ -65,11 +65,11 @@ def main() -> None:
         console.print(f"warm-up done: {name} (batch_size={b.batch_size}, device={b.device})")
 
     rates: dict[str, list[float]] = {name: [] for name in backends}
-    texts: dict[str, list[str]] = {}
+    comps: dict[str, list] = {}
     rows = []
     for rnd in range(1, args.repeats + 1):
         for name, b in backends.items():
-            seconds, tokens, texts[name] = timed(b, requests)
+            seconds, tokens, comps[name] = timed(b, requests)
             rates[name].append(tokens / seconds)
             rows.append((str(rnd), name, f"{seconds:.2f}", str(tokens), f"{tokens / seconds:.1f}"))
             console.print(f"round {rnd} {name}: {tokens} tokens in {seconds:.2f}s")
@@ -84,11 +84,15 @@ def main() -> None:
     med = {name: statistics.median(v) for name, v in rates.items()}
     ratios = [b / s for b, s in zip(rates["batched"], rates["single"])]
     ratio = statistics.median(ratios)
-    same = sum(a == b for a, b in zip(texts["batched"], texts["single"]))
+    same = sum(a.text == b.text for a, b in zip(comps["batched"], comps["single"]))
+    done = comps["batched"]
     console.print(f"median tokens/s: batched {med['batched']:.1f}, single {med['single']:.1f}")
     console.print(f"ratio batched/single: {ratio:.2f}x (median of per-round ratios "
                   f"{', '.join(f'{r:.2f}' for r in ratios)}); goal >= {GOAL:g}x: "
                   f"{'MET' if ratio >= GOAL else 'NOT MET'}")
+    console.print(f"prompt tokens per row: mean {statistics.mean(c.prompt_tokens for c in done):.0f}, "
+                  f"max {max(c.prompt_tokens for c in done)}; rows hitting max_new_tokens: "
+                  f"{sum(c.finish_reason == 'length' for c in done)}/{len(done)}")
     console.print(f"identical texts batched vs single (last round): {same}/{len(requests)}")
 
 

@@ -61,6 +61,21 @@ def stats(mode: str, rows: list[Judgment]) -> str:
             f"invalid {invalid}/{len(rows)} ({invalid / len(rows):.0%})")
 
 
+def token_lengths(judge: PairJudge, tasks: list[PairTask], rows: list[Judgment]) -> str:
+    """Judge prompt length per order and, for structured mode, tokens decoded per attempt."""
+    tok = judge.backend.tokenizer
+    convs = [m for t in tasks for m in judge._order_messages(t)[0]]
+    ctx = [len(tok.apply_chat_template(c, tokenize=True, add_generation_prompt=True)) for c in convs]
+    out = f"judge prompt tokens per order: mean {statistics.mean(ctx):.0f}, max {max(ctx)}"
+    if judge.cfg.mode == "structured":
+        raws = [o.raw for j in rows for o in j.orders]
+        dec = [len(tok(r, add_special_tokens=False)["input_ids"]) for r in raws]
+        attempts = sum(o.attempts for j in rows for o in j.orders)
+        out += (f"; tokens in final output per order: mean {statistics.mean(dec):.0f}, max {max(dec)}"
+                f" (cap {judge.cfg.max_new_tokens}); generate attempts: {attempts} for {len(raws)} orders")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=2, help="timed rounds (each: logprob then structured)")
@@ -68,7 +83,7 @@ def main() -> None:
     ap.add_argument("--candidate-tokens", type=int, default=96, help="max_new_tokens of the candidates")
     args = ap.parse_args()
 
-    console = Console()
+    console = Console(soft_wrap=True)
     console.print(f"$ {shlex.join(['python', *sys.argv])}")
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
                   f"cuda={torch.cuda.is_available()}")
@@ -114,6 +129,7 @@ def main() -> None:
                   f"{'MET' if ratio >= GOAL else 'NOT MET'}")
     for mode in judges:
         console.print(f"{mode} (last round): {stats(mode, last[mode])}")
+        console.print(f"{mode}: {token_lengths(judges[mode], tasks, last[mode])}")
 
 
 if __name__ == "__main__":

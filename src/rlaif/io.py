@@ -111,8 +111,13 @@ class JsonlAppender:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write a whole file so that readers see the old or the new content, never half."""
+    """Write a whole file so that readers see the old or the new content, never half.
+
+    An unchanged file is left alone, so its modification time still says when it last changed.
+    """
     path = Path(path)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

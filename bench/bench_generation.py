@@ -49,13 +49,17 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=16, help="prompts from suite:train")
     ap.add_argument("--batch-size", type=int, default=16, help="batch size of the batched backend")
     ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (default: leave torch's default)")
     args = ap.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     console = Console(soft_wrap=True)
     console.print(f"$ {shlex.join(['python', *sys.argv])}")
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
                   f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-                  f"cuda={torch.cuda.is_available()}")
+                  f"cuda={torch.cuda.is_available()}, load average {os.getloadavg()[0]:.2f}")
 
     requests = build_requests(args.prompts, args.max_new_tokens)
     backends = {"batched": make_backend("local", "embedded", batch_size=args.batch_size),
@@ -94,6 +98,7 @@ def main() -> None:
                   f"max {max(c.prompt_tokens for c in done)}; rows hitting max_new_tokens: "
                   f"{sum(c.finish_reason == 'length' for c in done)}/{len(done)}")
     console.print(f"identical texts batched vs single (last round): {same}/{len(requests)}")
+    console.print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
 
 
 if __name__ == "__main__":

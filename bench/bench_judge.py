@@ -81,12 +81,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="timed rounds (each: logprob then structured)")
     ap.add_argument("--prompts", type=int, default=16, help="prompts from suite:train (one pair each)")
     ap.add_argument("--candidate-tokens", type=int, default=96, help="max_new_tokens of the candidates")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads (default: leave torch's default)")
     args = ap.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     console = Console(soft_wrap=True)
     console.print(f"$ {shlex.join(['python', *sys.argv])}")
     console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-                  f"cuda={torch.cuda.is_available()}")
+                  f"cuda={torch.cuda.is_available()}, load average {os.getloadavg()[0]:.2f}")
 
     pool = BackendPool()
     prompts, candidates = make_tasks(args.prompts, args.candidate_tokens, pool, console)
@@ -130,6 +134,7 @@ def main() -> None:
     for mode in judges:
         console.print(f"{mode} (last round): {stats(mode, last[mode])}")
         console.print(f"{mode}: {token_lengths(judges[mode], tasks, last[mode])}")
+    console.print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
 
 
 if __name__ == "__main__":

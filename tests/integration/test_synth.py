@@ -107,7 +107,7 @@ def test_rerun_of_a_finished_run_does_nothing(reference_run, run_rlaif):
     assert after == before
 
 
-def _kill_when(proc: subprocess.Popen, path: Path, lines: int, timeout: float = 300) -> None:
+def _kill_when(proc: subprocess.Popen, path: Path, lines: int, timeout: float = 900) -> None:
     t0 = time.time()
     while time.time() - t0 < timeout:
         if path.exists() and path.read_text().count("\n") >= lines:

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from rlaif.backends import BackendPool
 from rlaif.config import GenerateConfig, JudgeConfig
-from rlaif.judge import load_constitution
+from rlaif.judge import STRUCTURED_PREFILL, load_constitution
 from rlaif.prompts import load_prompts
 from rlaif.schemas import Candidate, Judgment
 from rlaif.stages.common import CANDIDATES, read_existing
@@ -62,16 +62,17 @@ def stats(mode: str, rows: list[Judgment]) -> str:
 
 
 def token_lengths(judge: PairJudge, tasks: list[PairTask], rows: list[Judgment]) -> str:
-    """Judge prompt length per order and, for structured mode, tokens decoded per attempt."""
+    """Judge prompt length per order and, for structured mode, tokens in the final answer."""
     tok = judge.backend.tokenizer
     convs = [m for t in tasks for m in judge._order_messages(t)[0]]
-    ctx = [len(tok.apply_chat_template(c, tokenize=True, add_generation_prompt=True)) for c in convs]
+    ctx = [len(tok(tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True),
+                   add_special_tokens=False)["input_ids"]) for c in convs]
     out = f"judge prompt tokens per order: mean {statistics.mean(ctx):.0f}, max {max(ctx)}"
     if judge.cfg.mode == "structured":
-        raws = [o.raw for j in rows for o in j.orders]
-        dec = [len(tok(r, add_special_tokens=False)["input_ids"]) for r in raws]
+        raws = [o.raw.removeprefix(STRUCTURED_PREFILL) for j in rows for o in j.orders]
+        dec = [len(tok(r, add_special_tokens=False)["input_ids"]) for r in raws]  # re-tokenised
         attempts = sum(o.attempts for j in rows for o in j.orders)
-        out += (f"; tokens in final output per order: mean {statistics.mean(dec):.0f}, max {max(dec)}"
+        out += (f"; decoded tokens in final answer per order: mean {statistics.mean(dec):.0f}, max {max(dec)}"
                 f" (cap {judge.cfg.max_new_tokens}); generate attempts: {attempts} for {len(raws)} orders")
     return out
 

@@ -52,7 +52,7 @@ def plan_pairs(prompts: list[Prompt], candidates: list[Candidate], cfg: JudgeCon
     return tasks
 
 
-def _last_user(prompt: Prompt) -> str:
+def _conversation_text(prompt: Prompt) -> str:
     # Earlier turns matter to the answer; show the whole conversation compactly.
     if len(prompt.messages) == 1:
         return prompt.messages[0].content
@@ -72,7 +72,7 @@ class PairJudge:
         a, fa = neutralise(t.a.text, self.cfg.max_candidate_chars)
         b, fb = neutralise(t.b.text, self.cfg.max_candidate_chars)
         mode = "structured" if self.cfg.mode == "structured" else "logprob"
-        user = _last_user(t.prompt)
+        user = _conversation_text(t.prompt)
         msgs = [judge_messages(self.constitution, t.principle, user, a, b, mode),
                 judge_messages(self.constitution, t.principle, user, b, a, mode)]
         return msgs, [f"a:{f}" for f in fa] + [f"b:{f}" for f in fb]

@@ -85,6 +85,12 @@ def run(args) -> dict:
     return {"build": run_build(Path(args.run_dir), cfg.build)}
 
 
+def _rate(stage: dict) -> str:
+    if not stage["written"] or not stage["seconds"]:
+        return ""
+    return f" in {stage['seconds']:.0f} s, {stage['written'] / stage['seconds']:.2f}/s"
+
+
 def _print_summary(command: str, out_dir: str, result: dict) -> None:
     from rlaif.progress import console
 
@@ -93,12 +99,12 @@ def _print_summary(command: str, out_dir: str, result: dict) -> None:
         console.print(f"prompts: {i['kept']} used ({i['read']} read, {i['duplicates']} duplicates collapsed)")
     if "generate" in result:
         g = result["generate"]
-        console.print(f"candidates: {g['candidates']} ({g['written']} new, {g['truncated']} truncated, "
-                      f"{g['empty']} empty)")
+        console.print(f"candidates: {g['candidates']} ({g['written']} new{_rate(g)}, {g['truncated']} "
+                      f"truncated, {g['empty']} empty)")
     if "judge" in result:
         j = result["judge"]
         v = j["verdicts"]
-        console.print(f"judgments: {j['judgments']} ({j['written']} new): A {v['A']}, B {v['B']}, "
+        console.print(f"judgments: {j['judgments']} ({j['written']} new{_rate(j)}): A {v['A']}, B {v['B']}, "
                       f"tie {v['tie']}, invalid {v['invalid']}; position consistency "
                       f"{j['position_consistency']}")
     if "build" in result:

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
 import statistics
-import sys
 import time
 
-import torch
-from rich.console import Console
 from rich.table import Table
+
+from _common import add_threads_option, start  # bench/ is on sys.path when run as a script
 
 from rlaif.backends import GenRequest, SamplingParams, make_backend
 from rlaif.prompts import load_prompts
@@ -49,17 +46,10 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=16, help="prompts from suite:train")
     ap.add_argument("--batch-size", type=int, default=16, help="batch size of the batched backend")
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch intra-op threads (default: leave torch's default)")
+    add_threads_option(ap)
     args = ap.parse_args()
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    console = Console(soft_wrap=True)
-    console.print(f"$ {shlex.join(['python', *sys.argv])}")
-    console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-                  f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-                  f"cuda={torch.cuda.is_available()}, load average {os.getloadavg()[0]:.2f}")
+    console = start(args)
 
     requests = build_requests(args.prompts, args.max_new_tokens)
     backends = {"batched": make_backend("local", "embedded", batch_size=args.batch_size),

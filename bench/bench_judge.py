@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
+
+from _common import add_threads_option, start  # bench/ is on sys.path when run as a script
 
 from rlaif.backends import BackendPool
 from rlaif.config import GenerateConfig, JudgeConfig
@@ -82,16 +81,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="timed rounds (each: logprob then structured)")
     ap.add_argument("--prompts", type=int, default=16, help="prompts from suite:train (one pair each)")
     ap.add_argument("--candidate-tokens", type=int, default=96, help="max_new_tokens of the candidates")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch intra-op threads (default: leave torch's default)")
+    add_threads_option(ap)
     args = ap.parse_args()
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    console = Console(soft_wrap=True)
-    console.print(f"$ {shlex.join(['python', *sys.argv])}")
-    console.print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
-                  f"cuda={torch.cuda.is_available()}, load average {os.getloadavg()[0]:.2f}")
+    console = start(args)
 
     pool = BackendPool()
     prompts, candidates = make_tasks(args.prompts, args.candidate_tokens, pool, console)

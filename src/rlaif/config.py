@@ -23,14 +23,42 @@ class Section(BaseModel):
 
 
 class ModelSpec(Section):
-    backend: Literal["local"] = Field("local", description="Where the model runs.")
-    model: str = Field("embedded", description="'embedded', a local HF folder, or a hub id.")
-    device: str | None = Field(None, description="cpu, cuda, cuda:1 ... (default: cuda if present).")
-    dtype: str | None = Field(None, description="float32, bfloat16 ... (default: fp32 on CPU, bf16 on GPU).")
-    batch_size: int = Field(16, ge=1, description="Requests run together in one forward pass.")
+    backend: Literal["local", "openai", "anthropic"] = Field(
+        "local", description="local: transformers in this process; openai: any OpenAI-compatible "
+                             "server (vLLM, Ollama, llama.cpp, OpenAI); anthropic: Claude.")
+    model: str = Field("embedded", description="local: 'embedded', a local HF folder, or a hub id; "
+                                               "servers: the model name they serve.")
+    device: str | None = Field(None, description="local: cpu, cuda, cuda:1 ... (default: cuda if present).")
+    dtype: str | None = Field(None, description="local: float32, bfloat16 ... (default: fp32 on CPU, bf16 on GPU).")
+    batch_size: int = Field(16, ge=1, description="local: requests run together in one forward pass.")
+    base_url: str | list[str] | None = Field(
+        None, description="openai: server URL(s) ending in /v1; several replicas share the load.")
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key (never the key).")
+    max_concurrency: int = Field(8, ge=1, description="servers: requests in flight at once.")
+    requests_per_minute: int | None = Field(None, ge=1, description="servers: request rate limit.")
+    tokens_per_minute: int | None = Field(None, ge=1, description="servers: token rate limit (estimated).")
+    timeout: float = Field(60.0, gt=0, description="servers: seconds before a request is abandoned and retried.")
+    max_retries: int = Field(4, ge=0, le=20, description="servers: retries (429 honouring Retry-After, "
+                                                          "5xx, timeouts, malformed bodies).")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelSpec":
+        if self.backend == "local" and (self.base_url or self.api_key_env):
+            raise ValueError("base_url and api_key_env are for backend 'openai' or 'anthropic'")
+        if self.api_key_env and (self.api_key_env.startswith(("sk-", "sk_")) or len(self.api_key_env) > 64):
+            raise ValueError("api_key_env names an environment variable (e.g. OPENAI_API_KEY); "
+                             "do not put the key itself in a config")
+        return self
 
     def options(self) -> dict:
-        return {"device": self.device, "dtype": self.dtype, "batch_size": self.batch_size}
+        if self.backend == "local":
+            return {"device": self.device, "dtype": self.dtype, "batch_size": self.batch_size}
+        urls = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url or [])
+        return {"base_urls": tuple(u.rstrip("/") for u in urls), "api_key_env": self.api_key_env,
+                "max_concurrency": self.max_concurrency, "requests_per_minute": self.requests_per_minute,
+                "tokens_per_minute": self.tokens_per_minute, "timeout": self.timeout,
+                "max_retries": self.max_retries}
 
 
 class GenerateConfig(Section):
@@ -59,9 +87,10 @@ class GenerateConfig(Section):
 
 class JudgeConfig(Section):
     teacher: ModelSpec = Field(default_factory=ModelSpec, description="The judging model.")
-    mode: Literal["structured", "logprob"] = Field(
+    mode: Literal["structured", "logprob", "contrast"] = Field(
         "logprob", description="structured: JSON verdict with a reason; logprob: soft label from the "
-                               "verdict tokens' probabilities.")
+                               "verdict tokens' probabilities; contrast: no teacher, the candidate "
+                               "written under `preferred_persona` wins (RLCD, Yang et al. 2023).")
     rationale: bool = Field(False, description="logprob mode: let the judge write a short rationale first.")
     constitution: str = Field("default", description="A shipped constitution name or a YAML path.")
     principle: Literal["all", "sample"] = Field(
@@ -71,18 +100,64 @@ class JudgeConfig(Section):
     tie_margin: float = Field(0.1, ge=0.0, lt=0.5, description=(
         "logprob mode: orders that disagree still give a label if the averaged p_a is this far from 0.5."))
     max_candidate_chars: int = Field(4000, ge=100, description="Longer candidates are cut (and flagged).")
+    preferred_persona: str = Field("secure", description=(
+        "contrast mode: the persona (generate.personas) whose candidates are labelled chosen."))
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> "JudgeConfig":
+        if self.teacher.backend == "anthropic" and self.mode == "logprob":
+            raise ValueError("Claude returns no token log-probabilities: use judge.mode 'structured' "
+                             "with an Anthropic teacher")
+        return self
 
 
 class BuildConfig(Section):
     drop_truncated: bool = Field(True, description="Drop pairs where a response hit max_new_tokens.")
 
 
+class Price(Section):
+    input: float = Field(ge=0, description="Price per million input (prompt) tokens.")
+    output: float = Field(ge=0, description="Price per million output (completion) tokens.")
+
+
+class BudgetConfig(Section):
+    max_tokens: int | None = Field(None, ge=1, description=(
+        "Stop cleanly once this many server tokens (in + out, all stages) are spent in the run folder."))
+    max_cost: float | None = Field(None, gt=0, description="Stop cleanly at this cost (needs prices).")
+    prices: dict[str, Price] = Field(default_factory=dict, description="Model name -> price per million tokens.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "BudgetConfig":
+        if self.max_cost is not None and not self.prices:
+            raise ValueError("budget.max_cost needs budget.prices for the models you use")
+        return self
+
+
+class CacheConfig(Section):
+    enabled: bool = Field(True, description="Reuse server answers to identical requests (--no-cache turns it off).")
+    path: str | None = Field(None, description="SQLite file (default: $RLAIF_CACHE_DIR/responses.sqlite).")
+    unseeded: bool = Field(False, description="Also cache unseeded sampling at temperature > 0.")
+
+
 class SynthConfig(Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     build: BuildConfig = Field(default_factory=BuildConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
     chunk_size: int = Field(16, ge=1, description="Rows computed and written together; also the resume unit.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SynthConfig":
+        if self.judge.mode == "contrast":
+            if self.generate.strategy != "personas":
+                raise ValueError("judge.mode 'contrast' labels by persona: it needs generate.strategy "
+                                 "'personas'")
+            if self.judge.preferred_persona not in self.generate.personas:
+                raise ValueError(f"judge.preferred_persona '{self.judge.preferred_persona}' is not one "
+                                 f"of generate.personas ({', '.join(self.generate.personas)})")
+        return self
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -48,3 +48,9 @@ class MissingDependency(RlaifError):
     def __init__(self, package: str, install: str, purpose: str):
         super().__init__(f"{purpose} needs the package '{package}', which is not installed",
                          hint=f"install it with: {install}")
+
+
+class BudgetExhausted(RlaifError):
+    """The run reached its token or cost budget; what was written is complete and kept."""
+
+    exit_code = 3

@@ -18,12 +18,13 @@ def synth(prompts_spec: str, out: Path, cfg: SynthConfig, limit: int | None = No
     """Run generate, judge and build; each stage resumes where an earlier run stopped."""
     out = Path(out)
     prompts, stats = load_prompts(prompts_spec, limit)
-    pool = BackendPool()  # the judge reuses the generator's weights when they are the same model
+    # one pool: the judge reuses the generator's weights when they are the same model
+    pool = BackendPool(cache=cfg.cache)
     update_manifest(out, "synth", {"prompts": prompts_spec, "limit": limit, "overrides": overrides or [],
                                    "config": cfg.model_dump(),
                                    "input": {"read": stats.read, "duplicates": stats.duplicates,
                                              "kept": stats.kept, "per_category": stats.per_category}})
-    gen = run_generate(out, prompts, cfg.generate, pool, cfg.chunk_size)
-    jud = run_judge(out, cfg.judge, pool, cfg.chunk_size)
+    gen = run_generate(out, prompts, cfg.generate, pool, cfg.chunk_size, cfg.budget)
+    jud = run_judge(out, cfg.judge, pool, cfg.chunk_size, cfg.budget)
     build = run_build(out, cfg.build)
     return {"input": stats.__dict__, "generate": gen, "judge": jud, "build": build}

@@ -90,8 +90,8 @@ class OrderResult(Row):
 class JudgeInfo(Row):
     backend: str
     model: str
-    mode: Literal["structured", "logprob"]
-    constitution: str  # name@hash
+    mode: Literal["structured", "logprob", "contrast"]
+    constitution: str  # name@hash (empty in contrast mode, which reads no constitution)
 
 
 class Judgment(Row):
@@ -109,6 +109,16 @@ class Judgment(Row):
     judge: JudgeInfo
     raw: str = ""
     error: str | None = None
+
+
+class FailedRow(Row):
+    """A row a stage could not produce this time (the server failed after every retry). Kept in
+    failures.jsonl with the reason; it is not in the stage's output, so a re-run tries it again."""
+
+    id: str
+    stage: str
+    error: str
+    at: str = ""  # UTC time of the failure
 
 
 class PreferencePair(Row):

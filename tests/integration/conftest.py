@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import LlamaServer
+
 ROOT = Path(__file__).resolve().parents[2]
 
 MIXED_PROMPTS = [
@@ -63,3 +65,23 @@ def run_rlaif(cache_dir):
                               timeout=timeout, cwd=ROOT)
 
     return run
+
+
+SERVER_MODEL = "smollm2"
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """A real llama-cpp-python OpenAI-compatible server on the embedded GGUF, on a free local
+    port; yields its base URL and stops it afterwards."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.fail("llama-cpp-python[server] is not installed: pip install -e '.[server]' (make test does)")
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    try:
+        server = LlamaServer(SERVER_MODEL, log)
+    except (RuntimeError, TimeoutError) as e:
+        pytest.fail(f"llama.cpp server did not start ({e}); log:\n{log.read_text()[-2000:]}")
+    yield server.base_url
+    server.stop()

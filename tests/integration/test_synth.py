@@ -49,6 +49,38 @@ def reference_run(tmp_path_factory, cache_dir):
     return prompts, out, res
 
 
+@pytest.fixture(scope="module")
+def contrast_run(reference_run, tmp_path_factory, cache_dir):
+    """The reference run's candidates, labelled the way `make demo` labels them (quickstart config:
+    contrast mode, the `secure` persona's answer chosen), by `rlaif judge` and `rlaif build`."""
+    _, ref, _ = reference_run
+    out = tmp_path_factory.mktemp("contrast") / "run"
+    out.mkdir()
+    for name in ("prompts.jsonl", "candidates.jsonl"):
+        (out / name).write_bytes((ref / name).read_bytes())
+    env = {**os.environ, "RLAIF_CACHE_DIR": str(cache_dir)}
+    for stage in ("judge", "build"):
+        res = subprocess.run(rlaif_cmd(stage, str(out), "--config", "configs/quickstart.yaml",
+                                       "build.drop_truncated=false", "chunk_size=2"),
+                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+        assert res.returncode == 0, res.stderr
+    return None, out, res
+
+
+def test_quickstart_labels_every_pair_by_persona(contrast_run):
+    _, out, res = contrast_run
+    pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
+    dropped = json.loads((out / "manifest.json").read_text())["stages"]["build"]["dropped"]
+    verdicts = [json.loads(line)["verdict"] for line in (out / "judgments.jsonl").read_text().splitlines()]
+    assert set(verdicts) <= {"A", "B"} and len(verdicts) == 6  # every pair decided, none tied
+    # only empty or identical answers (24-token candidates) may keep a decided pair out
+    assert len(pairs) + dropped.get("empty", 0) + dropped.get("identical", 0) == 6, dropped
+    assert len(pairs) >= 4
+    assert {p["meta"]["chosen_persona"] for p in pairs} == {"secure"}
+    assert {p["meta"]["rejected_persona"] for p in pairs} == {"comply"}
+    assert {p["meta"]["judge"]["mode"] for p in pairs} == {"contrast"}
+
+
 def test_synth_writes_every_file_and_counts(reference_run):
     _, out, res = reference_run
     for name in ("prompts.jsonl", "candidates.jsonl", "judgments.jsonl", "pairs.jsonl", "manifest.json"):
@@ -66,14 +98,15 @@ def test_synth_writes_every_file_and_counts(reference_run):
     assert "pairs:" in res.stderr and "run folder:" in res.stderr
 
 
-def test_pairs_load_in_datasets_and_train_a_dpo_step(reference_run, cache_dir, tmp_path):
+@pytest.mark.parametrize("run", ["reference_run", "contrast_run"])
+def test_pairs_load_in_datasets_and_train_a_dpo_step(run, request, cache_dir, tmp_path):
     import datasets
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     from trl import DPOConfig, DPOTrainer
 
     from rlaif.backends.embedded import embedded_model_dir
 
-    _, out, _ = reference_run
+    _, out, _ = request.getfixturevalue(run)
     ds = datasets.load_dataset("json", data_files=str(out / "pairs.jsonl"), split="train")
     assert len(ds) >= 1, "the run produced no pairs to train on"
     assert ds[0]["prompt"][-1]["role"] == "user"

@@ -47,7 +47,7 @@ def test_fresh_run_writes_every_row_once(tmp_path):
     stats = run(out, fake)
     assert fake.calls == [ITEMS[0:4], ITEMS[4:8], ITEMS[8:10]]
     assert ids_in(out) == ITEMS
-    assert stats == {"total": 10, "already_done": 0, "written": 10}
+    assert stats == {"total": 10, "already_done": 0, "written": 10, "failed": 0}
 
 
 def _uninterrupted(tmp_path) -> tuple[FakeCompute, bytes]:
@@ -75,7 +75,7 @@ def test_resume_after_kill_mid_chunk_with_truncated_line(tmp_path):
     stats = run(out, fake)
     # same boundaries as the uninterrupted run; the finished first chunk is not recomputed
     assert fake.calls == ref_fake.calls[1:]
-    assert stats == {"total": 10, "already_done": 6, "written": 4}
+    assert stats == {"total": 10, "already_done": 6, "written": 4, "failed": 0}
     assert ids_in(out) == ITEMS  # each id exactly once, no corrupted line
     assert out.read_bytes() == ref_bytes  # identical to the uninterrupted run
 
@@ -105,7 +105,7 @@ def test_finished_run_calls_compute_zero_times(tmp_path):
     fake = FakeCompute()
     stats = run(out, fake)
     assert fake.calls == []
-    assert stats == {"total": 10, "already_done": 10, "written": 0}
+    assert stats == {"total": 10, "already_done": 10, "written": 0, "failed": 0}
     assert out.read_bytes() == before
 
 
@@ -116,5 +116,5 @@ def test_rows_for_items_outside_the_list_are_ignored(tmp_path):
     fake = FakeCompute()
     stats = run(out, fake, items=ITEMS[:3])
     assert fake.calls == [ITEMS[:3]]
-    assert stats == {"total": 3, "already_done": 0, "written": 3}
+    assert stats == {"total": 3, "already_done": 0, "written": 3, "failed": 0}
     assert ids_in(out) == ["stale", "i0", "i1", "i2"]

@@ -17,7 +17,7 @@ class SamplingParams:
     temperature: float = 0.0
     top_p: float = 1.0
     max_new_tokens: int = 256
-    seed: int = 0
+    seed: int | None = 0  # None: unseeded (not cached at temperature > 0 unless asked)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -30,10 +30,14 @@ class GenRequest:
     messages: tuple[tuple[str, str], ...]  # ((role, content), ...), hashable
     params: SamplingParams = field(default_factory=SamplingParams)
     prefill: str = ""
+    # A JSON schema (as JSON text) the answer must follow. Servers with a JSON-schema or JSON mode
+    # enforce it; other backends rely on the prompt and the prefill, and the caller validates.
+    json_schema: str = ""
 
     @classmethod
-    def of(cls, messages: list[dict], params: SamplingParams, prefill: str = "") -> "GenRequest":
-        return cls(tuple((m["role"], m["content"]) for m in messages), params, prefill)
+    def of(cls, messages: list[dict], params: SamplingParams, prefill: str = "",
+           json_schema: str = "") -> "GenRequest":
+        return cls(tuple((m["role"], m["content"]) for m in messages), params, prefill, json_schema)
 
     def chat(self) -> list[dict]:
         return [{"role": r, "content": c} for r, c in self.messages]
@@ -57,10 +61,22 @@ class ScoreRequest:
 
 @dataclass
 class Completion:
+    """One answer. ``text`` continues the request's prefill when the backend honours prefills
+    (``capabilities()["prefill"]``); otherwise it is the whole answer."""
+
     text: str
-    finish_reason: str = "stop"  # "stop" | "length"
+    finish_reason: str = "stop"  # "stop" | "length" | "error"
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    error: str | None = None  # set (with finish_reason "error") when the request failed for good
+    cached: bool = False
+
+
+@dataclass
+class Failure:
+    """A request that failed for good (after the backend's retries); the reason is kept."""
+
+    error: str
 
 
 @runtime_checkable
@@ -74,10 +90,17 @@ class Backend(Protocol):
         """One completion per request, in order. Requests given together may be batched."""
         ...
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
-        """For each request, the summed log-probability of each continuation, in order."""
+    def score(self, requests: Sequence[ScoreRequest]) -> list[list[float] | Failure]:
+        """For each request, the summed log-probability of each continuation, in order (or a
+        Failure for a request that could not be served)."""
         ...
 
     def describe(self) -> dict:
         """What identifies the model (for manifests): ids, paths, fingerprints."""
+        ...
+
+    def capabilities(self) -> dict:
+        """What the backend honours: ``prefill`` (bool), ``logprobs`` (bool) and ``structured``
+        (how a json_schema is enforced: json_schema, json_object_schema, json_object, tool or
+        prompt)."""
         ...

@@ -3,26 +3,69 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rlaif.errors import ConfigError
+from rlaif.usage import UsageMeter
 
 
-def make_backend(kind: str, model: str, **options):
+def make_backend(kind: str, model: str, meter: UsageMeter | None = None, **options):
     if kind == "local":
         from rlaif.backends.local import LocalBackend
 
         return LocalBackend(model, **options)
-    raise ConfigError(f"unknown backend '{kind}'", hint="use one of: local")
+    if kind in ("openai", "anthropic"):
+        from rlaif.backends.remote import RemoteOptions
+
+        opts = RemoteOptions(**options)
+        if kind == "openai":
+            from rlaif.backends.openai_compat import OpenAICompatBackend
+
+            return OpenAICompatBackend(model, opts, meter or UsageMeter())
+        from rlaif.backends.anthropic import AnthropicBackend
+
+        return AnthropicBackend(model, opts, meter or UsageMeter())
+    raise ConfigError(f"unknown backend '{kind}'", hint="use one of: local, openai, anthropic")
+
+
+def default_cache_path() -> Path:
+    from rlaif.backends.embedded import cache_root
+
+    return cache_root() / "responses.sqlite"
 
 
 @dataclass
 class BackendPool:
-    """Loads each model once per process, so a judge that is also the generator is not loaded twice."""
+    """Loads each model once per process, so a judge that is also the generator is not loaded twice.
 
+    Server backends are wrapped in the response cache (local models are not: they cost nothing
+    to ask again, and their tests must compute for real)."""
+
+    cache: object = None  # CacheConfig, or None for no cache
+    meter: UsageMeter = field(default_factory=UsageMeter)
     loaded: dict = field(default_factory=dict)
+    _db: object = None
 
     def get(self, kind: str, model: str, **options):
         key = (kind, model, tuple(sorted(options.items())))
         if key not in self.loaded:
-            self.loaded[key] = make_backend(kind, model, **options)
+            backend = make_backend(kind, model, self.meter, **options)
+            if kind != "local" and self.cache is not None and self.cache.enabled:
+                from rlaif.backends.cache import CachedBackend
+
+                backend = CachedBackend(backend, self._response_cache(), self.meter, self.cache.unseeded)
+            self.loaded[key] = backend
         return self.loaded[key]
+
+    def _response_cache(self):
+        if self._db is None:
+            from rlaif.backends.cache import ResponseCache
+
+            self._db = ResponseCache(Path(self.cache.path) if self.cache.path else default_cache_path())
+        return self._db
+
+    def cache_stats(self) -> dict:
+        snap = self.meter.snapshot()
+        return {"hits": sum(c.get("cache_hits", 0) for c in snap.values()),
+                "misses": sum(c.get("cache_misses", 0) for c in snap.values()),
+                "enabled": bool(self.cache is not None and self.cache.enabled)}

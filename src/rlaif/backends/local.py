@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import random
 from pathlib import Path
 from typing import Sequence
 
@@ -42,7 +42,8 @@ class _SeededSampler:
         if params.top_p < 1.0:
             self.warpers.append(TopPLogitsWarper(params.top_p))
         self.uniforms = torch.stack([
-            torch.rand(params.max_new_tokens, generator=torch.Generator().manual_seed(s),
+            torch.rand(params.max_new_tokens, generator=torch.Generator().manual_seed(
+                s if s is not None else random.randrange(2**31)),
                        dtype=torch.float64) for s in seeds])
         self.step = 0
 
@@ -212,3 +213,7 @@ class LocalBackend:
         if src.exists():
             info["source"] = json.loads(src.read_text())
         return info
+
+    def capabilities(self) -> dict:
+        # The prompt is rendered here, so any prefill is exact and any continuation can be scored.
+        return {"prefill": True, "logprobs": True, "structured": "prompt"}

@@ -39,7 +39,7 @@ def run_build(run_dir: Path, cfg: BuildConfig) -> dict:
     prompts = {p.id: p for p in read_existing(run_dir / PROMPTS, Prompt)}
     cands = {c.id: c for c in read_existing(run_dir / CANDIDATES, Candidate)}
     judgments = read_existing(run_dir / JUDGMENTS, Judgment)
-    if not judgments:
+    if not (run_dir / JUDGMENTS).exists():
         raise InputError(f"{run_dir}: no judgments to build from",
                          hint=f"run `rlaif judge {run_dir}` first")
     dropped: Counter = Counter()

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlaif.backends import BackendPool, GenRequest, SamplingParams
-from rlaif.config import GenerateConfig, ModelSpec
+from rlaif.config import BudgetConfig, GenerateConfig, ModelSpec
 from rlaif.io import atomic_write_jsonl, update_manifest
-from rlaif.schemas import Candidate, Generator, Prompt, content_id
+from rlaif.schemas import Candidate, FailedRow, Generator, Prompt, content_id
 from rlaif.stages.common import CANDIDATES, PROMPTS, read_existing, run_chunked
+from rlaif.usage import StageSpend
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,17 @@ def _params(cfg: GenerateConfig, seed: int) -> SamplingParams:
 
 
 def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool: BackendPool,
-                 chunk_size: int = 16) -> dict:
+                 chunk_size: int = 16, budget: BudgetConfig | None = None) -> dict:
     """Write prompts.jsonl and append the missing candidates to candidates.jsonl."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(run_dir / PROMPTS, prompts)
     slots = plan_slots(prompts, cfg)
     used: dict[str, dict] = {}
+    spend = StageSpend(run_dir, "generate", pool.meter, budget or BudgetConfig())
 
-    def compute(chunk: list[Slot]) -> list[Candidate]:
-        rows: list[Candidate] = []
+    def compute(chunk: list[Slot]) -> list[Candidate | FailedRow]:
+        rows: list[Candidate | FailedRow] = []
         by_spec: dict[str, list[Slot]] = {}
         for s in chunk:
             by_spec.setdefault(s.spec.model_dump_json(), []).append(s)
@@ -82,6 +84,9 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
             reqs = [GenRequest.of(_with_persona(s.prompt.chat(), cfg.personas.get(s.persona or "")),
                                   _params(cfg, s.seed)) for s in group]
             for s, c in zip(group, backend.generate(reqs)):
+                if c.error is not None:
+                    rows.append(FailedRow(id=s.id, stage="generate", error=c.error))
+                    continue
                 gen = Generator(backend=spec.backend, model=spec.model, persona=s.persona,
                                 params={**_params(cfg, s.seed).as_dict(), "slot": s.index})
                 rows.append(Candidate(id=s.id, prompt_id=s.prompt.id, text=c.text, generator=gen,
@@ -92,7 +97,7 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
 
     t0 = time.perf_counter()
     progress = run_chunked(slots, lambda s: s.id, compute, run_dir / CANDIDATES, Candidate,
-                           chunk_size, "generate", "cand")
+                           chunk_size, "generate", "cand", after_chunk=spend.check)
     wanted = {s.id for s in slots}
     rows = [c for c in read_existing(run_dir / CANDIDATES, Candidate) if c.id in wanted]
     summary = {
@@ -103,6 +108,8 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
         "per_persona": dict(Counter(c.generator.persona or c.generator.model for c in rows)),
         "completion_tokens": sum(c.usage.get("completion_tokens", 0) for c in rows),
         "seconds": round(time.perf_counter() - t0, 2),
+        "usage": spend.usage(),
+        "this_run": spend.this_run(),
     }
     if progress["written"]:
         update_manifest(run_dir, "generate", {"config": cfg.model_dump(), "models": used, **summary})

@@ -10,17 +10,19 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
-from rlaif.config import JudgeConfig
-from rlaif.errors import InputError
+from rlaif.backends import BackendPool, Failure, GenRequest, SamplingParams, ScoreRequest
+from rlaif.config import BudgetConfig, JudgeConfig
+from rlaif.errors import ConfigError, InputError
 from rlaif.io import update_manifest
-from rlaif.judge import (LOGPROB_PREFILL, STRUCTURED_PREFILL, VERDICT_TOKENS, Constitution, aggregate,
-                         judge_messages, letter_probability, load_constitution, neutralise,
-                         parse_structured, pick_principle)
-from rlaif.schemas import Candidate, JudgeInfo, Judgment, OrderResult, Prompt, content_id
+from rlaif.judge import (LOGPROB_PREFILL, STRUCTURED_PREFILL, VERDICT_TOKENS, Constitution,
+                         StructuredVerdict, aggregate, judge_messages, letter_probability,
+                         load_constitution, neutralise, parse_structured, pick_principle)
+from rlaif.schemas import Candidate, FailedRow, JudgeInfo, Judgment, OrderResult, Prompt, content_id
 from rlaif.stages.common import CANDIDATES, JUDGMENTS, PROMPTS, read_existing, run_chunked
+from rlaif.usage import StageSpend
 
 RATIONALE_PREFILL = "Reasoning:"
+VERDICT_SCHEMA = json.dumps(StructuredVerdict.model_json_schema())
 # Below this much probability on the two verdict letters, the judge was not answering the question.
 MIN_LETTER_MASS = 1e-3
 
@@ -42,11 +44,14 @@ def plan_pairs(prompts: list[Prompt], candidates: list[Candidate], cfg: JudgeCon
         by_prompt.setdefault(c.prompt_id, []).append(c)
     judge_key = (cfg.teacher.backend, cfg.teacher.model, cfg.mode, cfg.rationale, constitution.hash,
                  cfg.principle, cfg.seed, cfg.max_new_tokens, cfg.tie_margin, cfg.max_retries)
+    if cfg.mode == "contrast":  # no teacher and no constitution: only the persona decides
+        judge_key = (cfg.mode, cfg.preferred_persona)
     tasks = []
     for p in prompts:
         cands = sorted(by_prompt.get(p.id, []), key=lambda c: (c.generator.params.get("slot", 0), c.id))
         for a, b in itertools.combinations(cands, 2):
-            principle = pick_principle(constitution, cfg.principle, a.id + b.id, cfg.seed)
+            principle = (f"persona:{cfg.preferred_persona}" if cfg.mode == "contrast" else
+                         pick_principle(constitution, cfg.principle, a.id + b.id, cfg.seed))
             tid = content_id(a.id, b.id, principle, *judge_key, prefix="j-")
             tasks.append(PairTask(tid, p, a, b, principle))
     return tasks
@@ -67,6 +72,11 @@ class PairJudge:
         self.info = JudgeInfo(backend=cfg.teacher.backend, model=cfg.teacher.model, mode=cfg.mode,
                               constitution=constitution.label)
         self.described = backend.describe()
+        self.caps = backend.capabilities()
+        if cfg.mode == "logprob" and cfg.rationale and not self.caps["prefill"]:
+            raise ConfigError(f"judge.rationale needs a backend that continues a prefilled answer; "
+                              f"{cfg.teacher.backend}:{cfg.teacher.model} does not",
+                              hint="set judge.rationale=false or use judge.mode=structured")
 
     def _order_messages(self, t: PairTask) -> tuple[list[list[dict]], list[str]]:
         a, fa = neutralise(t.a.text, self.cfg.max_candidate_chars)
@@ -88,6 +98,10 @@ class PairJudge:
         rows = []
         for i, (t, (_, flags)) in enumerate(zip(tasks, prepared)):
             orders = results[2 * i:2 * i + 2]
+            lost = [o for o in orders if isinstance(o, Failure)]
+            if lost:  # the server failed, not the judge: retried on the next run, not 'invalid'
+                rows.append(FailedRow(id=t.id, stage="judge", error="; ".join(f.error for f in lost)))
+                continue
             agg = aggregate(orders, self.cfg.mode, self.cfg.tie_margin)
             raw = "\n---\n".join(o.raw for o in orders) if agg.verdict == "invalid" else ""
             rows.append(Judgment(id=t.id, prompt_id=t.prompt.id, a_id=t.a.id, b_id=t.b.id,
@@ -96,9 +110,12 @@ class PairJudge:
                                  judge=self.info, raw=raw, error=agg.error))
         return rows
 
-    def _structured(self, convs: list[list[dict]], keys: list[str]) -> list[OrderResult]:
-        results = [OrderResult(order="ab" if i % 2 == 0 else "ba") for i in range(len(convs))]
+    def _structured(self, convs: list[list[dict]], keys: list[str]) -> list[OrderResult | Failure]:
+        results: list = [OrderResult(order="ab" if i % 2 == 0 else "ba") for i in range(len(convs))]
         pending = list(range(len(convs)))
+        # Backends that can prefill start the answer inside the JSON object; servers get the
+        # schema instead (JSON-schema or JSON mode where they have one).
+        prefill = STRUCTURED_PREFILL if self.caps["prefill"] else ""
         for attempt in range(self.cfg.max_retries + 1):
             if not pending:
                 break
@@ -107,11 +124,14 @@ class PairJudge:
                 temperature=0.0 if attempt == 0 else 0.7, top_p=0.95,
                 max_new_tokens=self.cfg.max_new_tokens,
                 seed=int(content_id(keys[i], attempt, self.cfg.seed), 16) % 2**31),
-                prefill=STRUCTURED_PREFILL) for i in pending]
+                prefill=prefill, json_schema=VERDICT_SCHEMA) for i in pending]
             still = []
             for i, comp in zip(pending, self.backend.generate(reqs)):
+                if comp.error is not None:
+                    results[i] = Failure(comp.error)
+                    continue
                 r = results[i]
-                r.raw = STRUCTURED_PREFILL + comp.text
+                r.raw = prefill + comp.text
                 r.attempts = attempt + 1
                 try:
                     v = parse_structured(r.raw)
@@ -124,7 +144,9 @@ class PairJudge:
             pending = still
         return results
 
-    def _logprob(self, convs: list[list[dict]]) -> list[OrderResult]:
+    def _logprob(self, convs: list[list[dict]]) -> list[OrderResult | Failure]:
+        if not self.caps["prefill"]:  # servers: the first answer token is the letter itself
+            return self._letters(self.backend.score([ScoreRequest.of(c, ("A", "B")) for c in convs]), None)
         prefills = [LOGPROB_PREFILL] * len(convs)
         rationales = [""] * len(convs)
         if self.cfg.rationale:
@@ -137,12 +159,20 @@ class PairJudge:
             prefills = [f"{RATIONALE_PREFILL} {r}\n{LOGPROB_PREFILL}" for r in rationales]
         scores = self.backend.score([ScoreRequest.of(c, VERDICT_TOKENS, prefill=p)
                                      for c, p in zip(convs, prefills)])
-        results = []
-        for i, ((la, lb), why) in enumerate(zip(scores, rationales)):
+        return self._letters(scores, rationales)
+
+    @staticmethod
+    def _letters(scores: list, rationales: list[str] | None) -> list[OrderResult | Failure]:
+        results: list = []
+        for i, score in enumerate(scores):
+            if isinstance(score, Failure):
+                results.append(score)
+                continue
+            la, lb = score
             mass = math.exp(la) + math.exp(lb)
-            r = OrderResult(order="ab" if i % 2 == 0 else "ba", reason=why, attempts=1,
-                            raw=json.dumps({"logp_A": round(la, 4), "logp_B": round(lb, 4),
-                                            "letter_mass": round(mass, 6)}))
+            r = OrderResult(order="ab" if i % 2 == 0 else "ba", reason=rationales[i] if rationales else "",
+                            attempts=1, raw=json.dumps({"logp_A": _finite(la), "logp_B": _finite(lb),
+                                                        "letter_mass": round(mass, 6)}))
             if mass < MIN_LETTER_MASS:
                 r.error = f"the judge put only {mass:.2e} probability on the verdict letters"
             else:
@@ -152,7 +182,42 @@ class PairJudge:
         return results
 
 
-def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: int = 16) -> dict:
+def _finite(x: float) -> float | None:
+    return round(x, 4) if math.isfinite(x) else None  # -inf: not among the server's top tokens
+
+
+class ContrastLabeler:
+    """RLCD labels (Yang et al. 2023): the candidate written under the preferred persona is chosen.
+
+    No model is asked, so the label is only as good as the contrast between the two personas'
+    system prompts; it suits a weak or absent teacher, not a nuanced comparison."""
+
+    def __init__(self, cfg: JudgeConfig):
+        self.preferred = cfg.preferred_persona
+        self.info = JudgeInfo(backend="persona", model=self.preferred, mode="contrast", constitution="")
+        self.described = {"labeler": "contrast", "preferred_persona": self.preferred}
+
+    def __call__(self, tasks: list[PairTask]) -> list[Judgment]:
+        rows = []
+        for t in tasks:
+            wins = [c.generator.persona == self.preferred for c in (t.a, t.b)]
+            verdict, p_a, error = "invalid", None, None
+            if wins == [True, False] or wins == [False, True]:
+                verdict, p_a = ("A", 1.0) if wins[0] else ("B", 0.0)
+            elif all(wins):
+                verdict, p_a = "tie", 0.5  # same persona on both sides: nothing to contrast
+            else:
+                error = (f"neither candidate was written under persona '{self.preferred}' "
+                         f"(got {t.a.generator.persona!r}, {t.b.generator.persona!r})")
+            rows.append(Judgment(id=t.id, prompt_id=t.prompt.id, a_id=t.a.id, b_id=t.b.id,
+                                 verdict=verdict, p_a=p_a, orders=[], principle=t.principle,
+                                 reason=f"written under persona '{self.preferred}'" if p_a is not None
+                                 and p_a != 0.5 else "", judge=self.info, error=error))
+        return rows
+
+
+def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: int = 16,
+              budget: BudgetConfig | None = None) -> dict:
     run_dir = Path(run_dir)
     prompts = read_existing(run_dir / PROMPTS, Prompt)
     candidates = read_existing(run_dir / CANDIDATES, Candidate)
@@ -162,16 +227,19 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
     constitution = load_constitution(cfg.constitution)
     tasks = plan_pairs(prompts, candidates, cfg, constitution)
     state: dict = {}
+    spend = StageSpend(run_dir, "judge", pool.meter, budget or BudgetConfig())
 
     def compute(chunk: list[PairTask]) -> list[Judgment]:
-        if "judge" not in state:
+        if "judge" not in state and cfg.mode == "contrast":
+            state["judge"] = ContrastLabeler(cfg)
+        elif "judge" not in state:
             backend = pool.get(cfg.teacher.backend, cfg.teacher.model, **cfg.teacher.options())
             state["judge"] = PairJudge(cfg, constitution, backend)
         return state["judge"](chunk)
 
     t0 = time.perf_counter()
     progress = run_chunked(tasks, lambda t: t.id, compute, run_dir / JUDGMENTS, Judgment,
-                           chunk_size, "judge", "pair")
+                           chunk_size, "judge", "pair", after_chunk=spend.check)
     wanted = {t.id for t in tasks}
     rows = [j for j in read_existing(run_dir / JUDGMENTS, Judgment) if j.id in wanted]
     verdicts = Counter(j.verdict for j in rows)
@@ -179,15 +247,20 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
     summary = {
         **progress,
         "judgments": len(rows),
+        "labeller": (f"persona '{cfg.preferred_persona}' (contrast mode, no teacher)" if cfg.mode == "contrast"
+                     else f"{cfg.teacher.backend}:{cfg.teacher.model} ({cfg.mode} mode)"),
         "verdicts": {k: verdicts.get(k, 0) for k in ("A", "B", "tie", "invalid")},
         "position_consistency": round(sum(j.consistent for j in decided) / len(decided), 4) if decided else None,
         "first_shown_wins": _first_shown_rate(rows),
         "seconds": round(time.perf_counter() - t0, 2),
+        "usage": spend.usage(),
+        "this_run": spend.this_run(),
     }
     if progress["written"]:
         update_manifest(run_dir, "judge", {
-            "config": cfg.model_dump(), "constitution": {"name": constitution.name,
-                                                          "hash": constitution.hash},
+            "config": cfg.model_dump(),
+            "constitution": None if cfg.mode == "contrast" else {"name": constitution.name,
+                                                                 "hash": constitution.hash},
             "model": state["judge"].described if "judge" in state else None, **summary})
     return summary
 

@@ -118,3 +118,40 @@ def test_rows_for_items_outside_the_list_are_ignored(tmp_path):
     assert fake.calls == [ITEMS[:3]]
     assert stats == {"total": 3, "already_done": 0, "written": 3, "failed": 0}
     assert ids_in(out) == ["stale", "i0", "i1", "i2"]
+
+
+class FlakyCompute(FakeCompute):
+    """FAKE compute that fails the items in ``failing`` (as a server that gave up would)."""
+
+    def __init__(self, failing: set[str]):
+        super().__init__()
+        self.failing = failing
+
+    def __call__(self, chunk):
+        from rlaif.schemas import FailedRow
+
+        self.calls.append(list(chunk))
+        return [FailedRow(id=it, stage="x", error=f"HTTP 500 for {it}") if it in self.failing
+                else FakeRow(id=it, value=it.upper(), chunk_start=chunk[0]) for it in chunk]
+
+
+def test_failed_items_go_to_failures_and_are_retried_on_the_next_run(tmp_path):
+    out = tmp_path / "rows.jsonl"
+    stats = run(out, FlakyCompute({"i1", "i9"}))
+    assert stats["written"] == 8 and stats["failed"] == 2
+    assert "i1" not in ids_in(out) and "i9" not in ids_in(out)
+    failures = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
+    assert [(f["id"], f["stage"], f["error"]) for f in failures] == [
+        ("i1", "test", "HTTP 500 for i1"), ("i9", "test", "HTTP 500 for i9")]
+    assert all(f["at"].endswith("Z") for f in failures)
+
+    retry = FlakyCompute(set())
+    stats = run(out, retry)
+    assert stats == {"total": 10, "already_done": 8, "written": 2, "failed": 0}
+    assert retry.calls == [ITEMS[0:4], ITEMS[8:10]]  # only the chunks that hold a failed item
+    assert sorted(ids_in(out)) == sorted(ITEMS) and len(ids_in(out)) == 10
+
+
+def test_no_failures_file_when_nothing_failed(tmp_path):
+    run(tmp_path / "rows.jsonl", FakeCompute())
+    assert not (tmp_path / "failures.jsonl").exists()

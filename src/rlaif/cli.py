@@ -42,8 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", help="run folder holding prompts.jsonl and candidates.jsonl")
     _common(p)
 
-    p = sub.add_parser("build", help="write pairs.jsonl from a run folder's judgments", epilog=EPILOG)
+    p = sub.add_parser("build", help="filter, balance and split a run's judgments into dataset/", epilog=EPILOG)
     p.add_argument("run_dir", help="run folder holding judgments.jsonl")
+    p.add_argument("--accept-shortfall", action="store_true",
+                   help="build even if a category is short for build.mix/build.size")
+    _common(p)
+
+    p = sub.add_parser("audit", help="measure the judge: position and length bias, agreement with gold "
+                                     "labels or a second judge", epilog=EPILOG)
+    p.add_argument("run_dir", help="run folder holding judgments.jsonl")
+    p.add_argument("--gold", help="JSONL of labelled pairs: judgment_id (or a_id and b_id) and preferred A|B|tie")
+    p.add_argument("--judge-config", help="YAML whose judge section is a second judge to compare with")
+    p.add_argument("--sample", type=int, default=50, help="pairs the second judge sees (default 50)")
     _common(p)
     return ap
 
@@ -84,6 +94,13 @@ def run(args) -> dict:
 
         return {"judge": run_judge(Path(args.run_dir), cfg.judge, BackendPool(cache=cfg.cache),
                                    cfg.chunk_size, cfg.budget)}
+    if args.command == "audit":
+        from rlaif.audit import run_audit
+        from rlaif.config import load_config
+
+        second = load_config(args.judge_config, args.overrides).judge if args.judge_config else None
+        return {"audit": run_audit(Path(args.run_dir), Path(args.gold) if args.gold else None, second,
+                                   args.sample, cfg.judge.seed, BackendPool(cache=cfg.cache))}
     from rlaif.stages.build import run_build
 
     return {"build": run_build(Path(args.run_dir), cfg.build)}
@@ -128,8 +145,33 @@ def _print_summary(command: str, out_dir: str, result: dict) -> None:
     if "build" in result:
         b = result["build"]
         cats = ", ".join(f"{k} {n}" for k, n in b["per_category"].items()) or "none"
-        console.print(f"pairs: {b['pairs']} ({cats}); not paired: {json.dumps(b['dropped'])}")
+        console.print(f"pairs: {b['pairs']} ({cats}); removed: {json.dumps(b['dropped'])}")
+        split = ", ".join(f"{c} {n['train']}/{n['test']}" for c, n in b["split_per_category"].items()) or "none"
+        console.print(f"dataset: train {b['train']}, test {b['test']} (train/test per category: {split}); "
+                      f"card: {Path(out_dir) / 'dataset' / 'README.md'}")
+    if "audit" in result:
+        _print_audit(result["audit"])
     console.print(f"[bold]run folder:[/bold] {out_dir}")
+
+
+def _print_audit(report: dict) -> None:
+    from rich.table import Table
+
+    from rlaif.progress import console
+
+    t = Table("measure", "value", title="judge audit")
+    bias = report["bias"]
+    fmt = lambda x: "n/a" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))  # noqa: E731
+    t.add_row("judgments", str(bias["judgments"]))
+    t.add_row("verdicts", json.dumps(bias["verdicts"]))
+    t.add_row("position consistency", fmt(bias["position_consistency"]))
+    t.add_row("first-shown answer wins", fmt(bias["first_shown_wins"]))
+    t.add_row("longer answer wins", fmt(bias["longer_wins"]))
+    t.add_row("corr(p_a, length difference)", fmt(bias["length_correlation"]))
+    for key in ("gold", "second_judge"):
+        for k, v in report.get(key, {}).items():
+            t.add_row(f"{key}: {k}", fmt(v))
+    console.print(t)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = list(args.overrides) + extra
     if getattr(args, "no_cache", False):
         args.overrides.append("cache.enabled=false")
+    if getattr(args, "accept_shortfall", False):
+        args.overrides.append("build.accept_shortfall=true")
     try:
         result = run(args)
     except RlaifError as e:
@@ -152,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     _print_summary(args.command, getattr(args, "out", None) or args.run_dir, result)
+    if args.command == "audit":
+        print(f"audit written to {Path(args.run_dir) / 'audit.json'}", file=sys.stderr)
     return 0
 
 

@@ -114,6 +114,38 @@ class JudgeConfig(Section):
 
 class BuildConfig(Section):
     drop_truncated: bool = Field(True, description="Drop pairs where a response hit max_new_tokens.")
+    drop_inconsistent: bool = Field(True, description=(
+        "Drop verdicts whose two orders disagreed (kept by logprob mode's tie_margin)."))
+    min_margin: float = Field(0.05, ge=0.0, lt=0.5, description=(
+        "Drop pairs whose soft label is within this margin of 0.5 (low confidence)."))
+    drop_injection: bool = Field(True, description="Drop pairs where a response addresses the judge.")
+    max_pair_tokens: int | None = Field(2048, ge=16, description=(
+        "Drop pairs whose prompt plus longer response exceed this many tokens (null: no limit)."))
+    tokenizer: str = Field("embedded", description="Tokenizer (local model name or folder) for max_pair_tokens.")
+    max_length_ratio: float | None = Field(None, gt=1.0, description=(
+        "Drop pairs whose chosen response is more than this many times longer than the rejected "
+        "one (DPO learns verbosity); null keeps them and the card reports the bias."))
+    near_duplicate: float | None = Field(0.8, gt=0.0, le=1.0, description=(
+        "Prompts this similar (MinHash Jaccard of character 5-grams) count as duplicates; null: exact only."))
+    mix: dict[str, float] = Field(default_factory=lambda: {"helpful": 0.8, "safety": 0.2}, description=(
+        "Target share per category, met exactly by downsampling; {} keeps every category as it is."))
+    size: int | None = Field(None, ge=1, description="Total pairs wanted (null: as many as the mix allows).")
+    accept_shortfall: bool = Field(False, description=(
+        "Build anyway when a category has too few pairs for the mix or size (the card says so)."))
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of prompts in the test split, per category.")
+    seed: int = Field(0, description="Seed for downsampling and the split.")
+    export: list[Literal["jsonl", "disk", "parquet"]] = Field(
+        default_factory=lambda: ["jsonl"], description="Formats written under dataset/ (jsonl always).")
+    push_to_hub: str | None = Field(None, description=(
+        "Hugging Face dataset repo id to push to (token from HF_TOKEN); null: do not push."))
+
+    @model_validator(mode="after")
+    def _check(self) -> "BuildConfig":
+        if self.mix and abs(sum(self.mix.values()) - 1.0) > 1e-6:
+            raise ValueError(f"build.mix shares must add up to 1 (got {sum(self.mix.values()):.4f})")
+        if any(v < 0 for v in self.mix.values()):
+            raise ValueError("build.mix shares must not be negative")
+        return self
 
 
 class Price(Section):

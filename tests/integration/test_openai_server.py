@@ -28,7 +28,7 @@ def server_settings(base: str, cache: Path) -> list[str]:
             f"generate.policy.api_key_env={KEY_ENV}", f"judge.teacher.api_key_env={KEY_ENV}",
             f"generate.policy.model={SERVER_MODEL}", f"judge.teacher.model={SERVER_MODEL}",
             "generate.max_new_tokens=32", "judge.max_new_tokens=48", "chunk_size=4",
-            "build.drop_truncated=false", f"cache.path={cache}"]
+            "build.drop_truncated=false", "build.accept_shortfall=true", f"cache.path={cache}"]
 
 
 def run(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:

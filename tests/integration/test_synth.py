@@ -22,7 +22,8 @@ pytestmark = pytest.mark.integration
 # The embedded 135M judge has almost no preference signal, so its averaged p_a sits near 0.5;
 # a tiny tie margin lets its (weak) labels through so that the dataset's *format* can be tested.
 SETTINGS = ["generate.max_new_tokens=24", "chunk_size=2", "judge.tie_margin=0.001",
-            "build.drop_truncated=false"]
+            "build.drop_truncated=false", "build.drop_inconsistent=false", "build.min_margin=0",
+            "build.accept_shortfall=true"]
 
 
 def rows(path: Path) -> dict[str, dict]:
@@ -98,8 +99,8 @@ def test_synth_writes_every_file_and_counts(reference_run):
     assert "pairs:" in res.stderr and "run folder:" in res.stderr
 
 
-@pytest.mark.parametrize("run", ["reference_run", "contrast_run"])
-def test_pairs_load_in_datasets_and_train_a_dpo_step(run, request, cache_dir, tmp_path):
+@pytest.mark.parametrize("run,data", [("reference_run", "pairs.jsonl"), ("contrast_run", "dataset/train.jsonl")])
+def test_pairs_load_in_datasets_and_train_a_dpo_step(run, data, request, cache_dir, tmp_path):
     import datasets
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
     from trl import DPOConfig, DPOTrainer
@@ -107,7 +108,7 @@ def test_pairs_load_in_datasets_and_train_a_dpo_step(run, request, cache_dir, tm
     from rlaif.backends.embedded import embedded_model_dir
 
     _, out, _ = request.getfixturevalue(run)
-    ds = datasets.load_dataset("json", data_files=str(out / "pairs.jsonl"), split="train")
+    ds = datasets.load_dataset("json", data_files=str(out / data), split="train")
     assert len(ds) >= 1, "the run produced no pairs to train on"
     assert ds[0]["prompt"][-1]["role"] == "user"
     assert ds[0]["chosen"][0]["role"] == "assistant" and ds[0]["rejected"][0]["role"] == "assistant"

@@ -13,6 +13,7 @@ from pathlib import Path
 from rlaif.backends import BackendPool, Failure, GenRequest, SamplingParams, ScoreRequest
 from rlaif.config import BudgetConfig, JudgeConfig
 from rlaif.errors import ConfigError, InputError
+from rlaif.injection import detect
 from rlaif.io import update_manifest
 from rlaif.judge import (LOGPROB_PREFILL, STRUCTURED_PREFILL, VERDICT_TOKENS, Constitution,
                          StructuredVerdict, aggregate, judge_messages, letter_probability,
@@ -64,6 +65,15 @@ def _conversation_text(prompt: Prompt) -> str:
     return "\n".join(f"[{m.role}] {m.content}" for m in prompt.messages)
 
 
+def candidate_flags(t: PairTask, extra_a: list[str] = (), extra_b: list[str] = ()) -> list[str]:
+    """Flags per side ("a:fake_verdict", ...): what the injection detector and the delimiter
+    defusing found in each candidate."""
+    flags = []
+    for side, cand, extra in (("a", t.a, extra_a), ("b", t.b, extra_b)):
+        flags += [f"{side}:{f}" for f in sorted(set(detect(cand.text)) | set(extra))]
+    return flags
+
+
 class PairJudge:
     """Turns a chunk of pair tasks into Judgment rows with one backend."""
 
@@ -85,7 +95,7 @@ class PairJudge:
         user = _conversation_text(t.prompt)
         msgs = [judge_messages(self.constitution, t.principle, user, a, b, mode),
                 judge_messages(self.constitution, t.principle, user, b, a, mode)]
-        return msgs, [f"a:{f}" for f in fa] + [f"b:{f}" for f in fb]
+        return msgs, candidate_flags(t, fa, fb)
 
     def __call__(self, tasks: list[PairTask]) -> list[Judgment]:
         prepared = [self._order_messages(t) for t in tasks]
@@ -212,8 +222,38 @@ class ContrastLabeler:
             rows.append(Judgment(id=t.id, prompt_id=t.prompt.id, a_id=t.a.id, b_id=t.b.id,
                                  verdict=verdict, p_a=p_a, orders=[], principle=t.principle,
                                  reason=f"written under persona '{self.preferred}'" if p_a is not None
-                                 and p_a != 0.5 else "", judge=self.info, error=error))
+                                 and p_a != 0.5 else "", judge=self.info, error=error,
+                                 flags=candidate_flags(t)))
         return rows
+
+
+def _judge_tasks(tasks: list[PairTask], cfg: JudgeConfig, constitution: Constitution, pool: BackendPool,
+                 out: Path, chunk_size: int, after_chunk=None, state: dict | None = None) -> dict:
+    """Judge ``tasks`` into ``out`` (resumable); the judge is built on first use into ``state``."""
+    state = {} if state is None else state
+
+    def compute(chunk: list[PairTask]) -> list[Judgment]:
+        if "judge" not in state and cfg.mode == "contrast":
+            state["judge"] = ContrastLabeler(cfg)
+        elif "judge" not in state:
+            backend = pool.get(cfg.teacher.backend, cfg.teacher.model, **cfg.teacher.options())
+            state["judge"] = PairJudge(cfg, constitution, backend)
+        return state["judge"](chunk)
+
+    return run_chunked(tasks, lambda t: t.id, compute, out, Judgment, chunk_size, "judge", "pair",
+                       after_chunk=after_chunk)
+
+
+def judge_pairs(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, pairs: set[tuple[str, str]], out: Path,
+                chunk_size: int = 16) -> list[Judgment]:
+    """Judge only the given (a_id, b_id) pairs of a run with ``cfg`` into ``out`` (for audits)."""
+    prompts = read_existing(run_dir / PROMPTS, Prompt)
+    candidates = read_existing(run_dir / CANDIDATES, Candidate)
+    constitution = load_constitution(cfg.constitution)
+    tasks = [t for t in plan_pairs(prompts, candidates, cfg, constitution) if (t.a.id, t.b.id) in pairs]
+    _judge_tasks(tasks, cfg, constitution, pool, out, chunk_size)
+    wanted = {t.id for t in tasks}
+    return [j for j in read_existing(out, Judgment) if j.id in wanted]
 
 
 def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: int = 16,
@@ -226,20 +266,10 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
                          hint=f"run `rlaif generate PROMPTS --out {run_dir}` first")
     constitution = load_constitution(cfg.constitution)
     tasks = plan_pairs(prompts, candidates, cfg, constitution)
-    state: dict = {}
     spend = StageSpend(run_dir, "judge", pool.meter, budget or BudgetConfig())
-
-    def compute(chunk: list[PairTask]) -> list[Judgment]:
-        if "judge" not in state and cfg.mode == "contrast":
-            state["judge"] = ContrastLabeler(cfg)
-        elif "judge" not in state:
-            backend = pool.get(cfg.teacher.backend, cfg.teacher.model, **cfg.teacher.options())
-            state["judge"] = PairJudge(cfg, constitution, backend)
-        return state["judge"](chunk)
-
     t0 = time.perf_counter()
-    progress = run_chunked(tasks, lambda t: t.id, compute, run_dir / JUDGMENTS, Judgment,
-                           chunk_size, "judge", "pair", after_chunk=spend.check)
+    state: dict = {}
+    progress = _judge_tasks(tasks, cfg, constitution, pool, run_dir / JUDGMENTS, chunk_size, spend.check, state)
     wanted = {t.id for t in tasks}
     rows = [j for j in read_existing(run_dir / JUDGMENTS, Judgment) if j.id in wanted]
     verdicts = Counter(j.verdict for j in rows)

@@ -64,9 +64,11 @@ def render_card(train: list[PreferencePair], test: list[PreferencePair], summary
         "# Preference dataset (rlaif)", "",
         f"{len(rows)} preference pairs ({len(train)} train, {len(test)} test) in TRL's conversational "
         "format: `prompt` (a message list), `chosen` and `rejected` (one assistant message each) and "
-        "`meta` (ids, category, confidence, reason, judge). Built by `rlaif build` from AI feedback: "
-        "a policy wrote candidate answers and a teacher judged pairs of them against a written "
-        "constitution, in both presentation orders.", "",
+        "`meta` (ids, category, confidence, reason, judge). Built by `rlaif build`: a policy wrote "
+        "candidate answers and " + ("each pair was labelled by the persona that wrote its answers."
+                                    if jcfg.get("mode") == "contrast" else
+                                    "a teacher judged pairs of them against a written constitution, in "
+                                    "both presentation orders."), "",
         "## How it was made", "",
         "| | |", "| --- | --- |",
         f"| policy | {_policy(gen)} |",
@@ -140,7 +142,9 @@ def _length_section(rows: list[PreferencePair], cfg: BuildConfig) -> list[str]:
             "| | chosen | rejected |", "| --- | ---: | ---: |",
             f"| mean characters | {st['chosen_mean']:.0f} | {st['rejected_mean']:.0f} |",
             f"| median characters | {st['chosen_median']:.0f} | {st['rejected_median']:.0f} |", "",
-            f"The chosen answer is the longer one in {st['chosen_longer']:.1%} of pairs; {ratio}.", ""]
+            f"The chosen answer is the longer one in {st['chosen_longer']:.1%} of pairs; {ratio}.", "",
+            f"{sum(bool(p.meta.get('truncated')) for p in rows)} of {len(rows)} pairs have a response cut at "
+            f"max_new_tokens ({'kept: build.drop_truncated is false' if not cfg.drop_truncated else 'none expected: they are dropped'}).", ""]
 
 
 def _examples(rows: list[PreferencePair], k: int = 3) -> list[str]:

@@ -189,3 +189,21 @@ def test_bad_config_value_is_one_clean_line(run_rlaif, tmp_path, prompts_file):
     res = run_rlaif("synth", str(prompts_file), "--out", str(tmp_path / "o"), "--config", str(cfg))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert f"{cfg}:3: field 'generate.temperature'" in res.stderr
+
+
+def test_audit_with_gold_and_a_second_judge(contrast_run, run_rlaif, tmp_path):
+    _, out, _ = contrast_run
+    judgments = [json.loads(line) for line in (out / "judgments.jsonl").read_text().splitlines()]
+    gold = tmp_path / "gold.jsonl"  # a reviewer who agrees on the first three and disagrees on the rest
+    gold.write_text("".join(json.dumps({"judgment_id": j["id"], "preferred": j["verdict"] if i < 3 else
+                                        {"A": "B", "B": "A"}[j["verdict"]]}) + "\n"
+                            for i, j in enumerate(judgments)))
+    res = run_rlaif("audit", str(out), "--gold", str(gold), "--judge-config", "configs/quickstart.yaml",
+                    "judge.mode=logprob", "--sample", "3")
+    assert res.returncode == 0, res.stderr
+    report = json.loads((out / "audit.json").read_text())
+    assert report["gold"]["matched"] == 6 and report["gold"]["agreement"] == 0.5
+    second = report["second_judge"]
+    assert second["sampled"] == 3 and second["judged"] == 3 and "logprob" in second["judge"]
+    assert (out / second["file"]).exists()
+    assert "position consistency" in res.stderr + res.stdout

@@ -35,7 +35,8 @@ def _pair(j: Judgment, prompt: Prompt, a: Candidate, b: Candidate) -> Preference
               "judgment_id": j.id, "category": prompt.category, "confidence": round(_confidence(j), 4),
               "consistent": j.consistent, "reason": j.reason, "principle": j.principle,
               "judge": j.judge.model_dump(), "chosen_persona": chosen.generator.persona,
-              "rejected_persona": rejected.generator.persona})
+              "rejected_persona": rejected.generator.persona,
+              "truncated": "length" in (chosen.finish_reason, rejected.finish_reason)})
 
 
 def _confidence(j: Judgment) -> float:

@@ -66,10 +66,10 @@ def raw_sdk(base_url: str, cfg: GenerateConfig, prompts) -> tuple[float, int]:
     return asyncio.run(go())
 
 
-def pipeline(base_url: str, cfg: GenerateConfig, prompts, chunk_size: int) -> tuple[float, int]:
+def pipeline(pool: BackendPool, cfg: GenerateConfig, prompts, chunk_size: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        summary = run_generate(Path(d), prompts, cfg, BackendPool(cache=CacheConfig(enabled=False)), chunk_size)
+        summary = run_generate(Path(d), prompts, cfg, pool, chunk_size)
         return time.perf_counter() - t0, summary["completion_tokens"]
 
 
@@ -78,15 +78,20 @@ def throughput(console, base_url: str, args) -> None:
     cfg = GenerateConfig(policy=ModelSpec(backend="openai", model=ALIAS, base_url=base_url,
                                           max_concurrency=args.concurrency),
                          max_new_tokens=args.max_new_tokens)
-    raw_sdk(base_url, cfg, prompts[:2])  # warm-up
+    # One pool for all rounds, as in one process: the server's capabilities are probed once, in
+    # the warm-up (4-5 requests), and not in the timed rounds. The cache is off.
+    pool = BackendPool(cache=CacheConfig(enabled=False))
+    raw_sdk(base_url, cfg, prompts[:2])  # warm-up of both sides
+    pipeline(pool, cfg, prompts[:2], chunk_size=args.chunk_size)
     table = Table("round", "raw s", "raw tok", "pipeline s", "pipeline tok", "pipeline/raw throughput")
     ratios = []
     for r in range(args.repeats):
         rs, rt = raw_sdk(base_url, cfg, prompts)
-        ps, pt = pipeline(base_url, cfg, prompts, args.chunk_size)
+        ps, pt = pipeline(pool, cfg, prompts, args.chunk_size)
         ratio = (pt / ps) / (rt / rs)
         ratios.append(ratio)
         table.add_row(str(r + 1), f"{rs:.2f}", str(rt), f"{ps:.2f}", str(pt), f"{ratio:.3f}")
+    pool.close()
     console.print(table)
     med = statistics.median(ratios)
     console.print(f"throughput pipeline/raw: median {med:.3f} over {args.repeats} rounds "
@@ -99,7 +104,8 @@ def cached_rerun(console, base_url: str, args) -> None:
         d = Path(d)
         url = proxy.url + "/v1"
         overrides = [f"generate.policy.base_url={url}", f"judge.teacher.base_url={url}",
-                     f"generate.max_new_tokens={args.max_new_tokens}", f"cache.path={d / 'cache.sqlite'}"]
+                     f"generate.max_new_tokens={args.max_new_tokens}", f"cache.path={d / 'cache.sqlite'}",
+                     "build.accept_shortfall=true"]
         cfg = load_config("configs/llamacpp.yaml", overrides)
         t0 = time.perf_counter()
         first = synth("suite:train", d / "first", cfg, limit=args.prompts)
@@ -109,18 +115,19 @@ def cached_rerun(console, base_url: str, args) -> None:
         second = synth("suite:train", d / "second", cfg, limit=args.prompts)
         t2 = time.perf_counter() - t0
         calls_second = sum(proxy.counts.values()) - calls_first
-        same = (d / "first" / "pairs.jsonl").read_text() == (d / "second" / "pairs.jsonl").read_text()
-    table = Table("run", "wall s", "server calls (proxy)", "cache hits", "pairs")
+        same = all((d / "first" / f).read_text() == (d / "second" / f).read_text()
+                   for f in ("candidates.jsonl", "judgments.jsonl", "pairs.jsonl"))
+    table = Table("run", "wall s", "server calls (proxy)", "cache hits", "judgments", "pairs")
     table.add_row("first", f"{t1:.2f}", str(calls_first),
                   str(first["generate"]["this_run"]["cache_hits"] + first["judge"]["this_run"]["cache_hits"]),
-                  str(first["build"]["pairs"]))
+                  str(first["judge"]["judgments"]), str(first["build"]["pairs"]))
     table.add_row("cached", f"{t2:.3f}", str(calls_second),
                   str(second["generate"]["this_run"]["cache_hits"] + second["judge"]["this_run"]["cache_hits"]),
-                  str(second["build"]["pairs"]))
+                  str(second["judge"]["judgments"]), str(second["build"]["pairs"]))
     console.print(table)
     share = t2 / t1
     console.print(f"cached re-run: {calls_second} server calls, {share:.2%} of the first run's wall time, "
-                  f"identical pairs: {same}; goal 0 calls and <= 5%: "
+                  f"identical candidates, judgments and pairs: {same}; goal 0 calls and <= 5%: "
                   f"{'MET' if calls_second == 0 and share <= 0.05 else 'not met'}")
 
 

@@ -86,21 +86,22 @@ def run(args) -> dict:
         from rlaif.stages.generate import run_generate
 
         prompts, stats = load_prompts(args.prompts, args.limit)
-        return {"input": stats.__dict__,
-                "generate": run_generate(Path(args.out), prompts, cfg.generate, BackendPool(cache=cfg.cache),
-                                         cfg.chunk_size, cfg.budget)}
+        with BackendPool(cache=cfg.cache) as pool:
+            return {"input": stats.__dict__,
+                    "generate": run_generate(Path(args.out), prompts, cfg.generate, pool, cfg.chunk_size, cfg.budget)}
     if args.command == "judge":
         from rlaif.stages.judge import run_judge
 
-        return {"judge": run_judge(Path(args.run_dir), cfg.judge, BackendPool(cache=cfg.cache),
-                                   cfg.chunk_size, cfg.budget)}
+        with BackendPool(cache=cfg.cache) as pool:
+            return {"judge": run_judge(Path(args.run_dir), cfg.judge, pool, cfg.chunk_size, cfg.budget)}
     if args.command == "audit":
         from rlaif.audit import run_audit
         from rlaif.config import load_config
 
         second = load_config(args.judge_config, args.overrides).judge if args.judge_config else None
-        return {"audit": run_audit(Path(args.run_dir), Path(args.gold) if args.gold else None, second,
-                                   args.sample, cfg.judge.seed, BackendPool(cache=cfg.cache))}
+        with BackendPool(cache=cfg.cache) as pool:
+            return {"audit": run_audit(Path(args.run_dir), Path(args.gold) if args.gold else None, second,
+                                       args.sample, cfg.judge.seed, pool)}
     from rlaif.stages.build import run_build
 
     return {"build": run_build(Path(args.run_dir), cfg.build)}

@@ -19,7 +19,11 @@ def synth(prompts_spec: str, out: Path, cfg: SynthConfig, limit: int | None = No
     out = Path(out)
     prompts, stats = load_prompts(prompts_spec, limit)
     # one pool: the judge reuses the generator's weights when they are the same model
-    pool = BackendPool(cache=cfg.cache)
+    with BackendPool(cache=cfg.cache) as pool:
+        return _synth(prompts_spec, out, cfg, limit, overrides, prompts, stats, pool)
+
+
+def _synth(prompts_spec, out, cfg, limit, overrides, prompts, stats, pool) -> dict:
     update_manifest(out, "synth", {"prompts": prompts_spec, "limit": limit, "overrides": overrides or [],
                                    "config": cfg.model_dump(),
                                    "input": {"read": stats.read, "duplicates": stats.duplicates,

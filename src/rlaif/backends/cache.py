@@ -68,6 +68,9 @@ class CachedBackend:
         self.name, self.model = inner.name, inner.model
         self._identity = {"backend": inner.name, "model": inner.model}
 
+    def close(self) -> None:
+        self.inner.close()
+
     def _cacheable(self, r: GenRequest) -> bool:
         return self.unseeded or r.params.temperature == 0 or r.params.seed is not None
 

@@ -64,6 +64,23 @@ class BackendPool:
             self._db = ResponseCache(Path(self.cache.path) if self.cache.path else default_cache_path())
         return self._db
 
+    def close(self) -> None:
+        """Close server connections (on the loop they belong to) and the cache database."""
+        for backend in self.loaded.values():
+            close = getattr(backend, "close", None)
+            if close:
+                close()
+        self.loaded.clear()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def __enter__(self) -> "BackendPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def cache_stats(self) -> dict:
         snap = self.meter.snapshot()
         return {"hits": sum(c.get("cache_hits", 0) for c in snap.values()),

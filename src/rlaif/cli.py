@@ -48,6 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="build even if a category is short for build.mix/build.size")
     _common(p)
 
+    p = sub.add_parser("train", help="DPO on a preference dataset against a proven reference", epilog=EPILOG)
+    p.add_argument("pairs", help="a run folder (its dataset/), a JSONL file, or a datasets folder")
+    p.add_argument("--model", help="policy to train (default: train.model, 'embedded')")
+    p.add_argument("--out", required=True, help="output folder: model/, metrics.jsonl, curves, manifest")
+    p.add_argument("--ref", help="reference model (default: the policy's starting weights)")
+    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
+    p.add_argument("--lora", action="store_true", help="train a LoRA adapter (same as train.lora.enabled=true)")
+    p.add_argument("--allow-ref-mismatch", action="store_true",
+                   help="train against a --ref that is not the starting weights (recorded in the manifest)")
+    _common(p)
+
     p = sub.add_parser("audit", help="measure the judge: position and length bias, agreement with gold "
                                      "labels or a second judge", epilog=EPILOG)
     p.add_argument("run_dir", help="run folder holding judgments.jsonl")
@@ -94,6 +105,10 @@ def run(args) -> dict:
 
         with BackendPool(cache=cfg.cache) as pool:
             return {"judge": run_judge(Path(args.run_dir), cfg.judge, pool, cfg.chunk_size, cfg.budget)}
+    if args.command == "train":
+        from rlaif.stages.train import run_train
+
+        return {"train": run_train(args.pairs, Path(args.out), cfg.train)}
     if args.command == "audit":
         from rlaif.audit import run_audit
         from rlaif.config import load_config
@@ -152,6 +167,14 @@ def _print_summary(command: str, out_dir: str, result: dict) -> None:
                       f"card: {Path(out_dir) / 'dataset' / 'README.md'}")
     if "audit" in result:
         _print_audit(result["audit"])
+    if result.get("train"):
+        t = result["train"]
+        console.print(f"trained {t['steps']} steps on {t['train_rows']} pairs in {t['seconds']:.0f} s, loss "
+                      f"{t['train_loss']:.4f}; reference: {t['reference']['source']}, pre-flight log-prob gap "
+                      f"{t['checks']['logprob_max_gap']:.2e}")
+        for w in t["warnings"]:
+            console.print(f"[yellow]warning: {w}[/yellow]")
+        console.print(f"model: {t['model_path']}")
     console.print(f"[bold]run folder:[/bold] {out_dir}")
 
 
@@ -185,6 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = list(args.overrides) + extra
     if getattr(args, "no_cache", False):
         args.overrides.append("cache.enabled=false")
+    for flag, key in (("model", "train.model"), ("ref", "train.ref"), ("max_steps", "train.max_steps")):
+        if getattr(args, flag, None) is not None and args.command == "train":
+            args.overrides.append(f"{key}={getattr(args, flag)}")
+    if getattr(args, "lora", False):
+        args.overrides.append("train.lora.enabled=true")
+    if getattr(args, "allow_ref_mismatch", False):
+        args.overrides.append("train.allow_ref_mismatch=true")
     if getattr(args, "accept_shortfall", False):
         args.overrides.append("build.accept_shortfall=true")
     try:

@@ -172,12 +172,47 @@ class CacheConfig(Section):
     unseeded: bool = Field(False, description="Also cache unseeded sampling at temperature > 0.")
 
 
+class LoraConfig(Section):
+    enabled: bool = Field(False, description="Train a LoRA adapter (peft) instead of every weight.")
+    r: int = Field(16, ge=1, description="Adapter rank.")
+    alpha: int = Field(32, ge=1, description="Adapter scaling (lora_alpha).")
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: str | list[str] = Field("all-linear", description="Modules to adapt (peft's names).")
+    merge: bool = Field(True, description="Merge the adapter into the saved model (else save the adapter).")
+
+
+class TrainConfig(Section):
+    model: str = Field("embedded", description="The policy to train: 'embedded', a local folder, or a hub id.")
+    ref: str | None = Field(None, description=(
+        "Reference model; default: an exact copy of the policy's starting weights (the adapter-"
+        "disabled base with LoRA). Anything else must match those weights unless allow_ref_mismatch."))
+    allow_ref_mismatch: bool = Field(False, description="Train against a reference that is not the starting weights.")
+    beta: float = Field(0.1, gt=0.0, description="DPO temperature: how far the policy may move from the reference.")
+    loss_type: list[str] = Field(default_factory=lambda: ["sigmoid"], description="TRL loss type(s), passed through.")
+    learning_rate: float = Field(5e-6, gt=0.0)
+    epochs: float = Field(1.0, gt=0.0)
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run the epochs).")
+    batch_size: int = Field(4, ge=1, description="Per-device batch size.")
+    gradient_accumulation: int = Field(1, ge=1)
+    max_length: int = Field(512, ge=16, description="Tokens per sequence (prompt + response).")
+    seed: int = 0
+    report_to: list[str] = Field(default_factory=list, description="Trackers (wandb, tensorboard ...); none by default.")
+    precompute_ref_log_probs: bool = Field(False, description=(
+        "Compute the reference log-probs once before training instead of a reference forward each step."))
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    save_steps: int = Field(50, ge=1, description="Checkpoint every this many steps (a killed run resumes there).")
+    logprob_tolerance: float = Field(1e-3, gt=0.0, description=(
+        "Largest |policy - reference| mean log-prob gap allowed on the first batch before training."))
+    dtype: str | None = Field(None, description="float32, bfloat16 ... (default: fp32 on CPU, bf16 on GPU).")
+
+
 class SynthConfig(Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     build: BuildConfig = Field(default_factory=BuildConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     chunk_size: int = Field(16, ge=1, description="Rows computed and written together; also the resume unit.")
 
     @model_validator(mode="after")

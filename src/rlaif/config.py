@@ -204,6 +204,8 @@ class TrainConfig(Section):
     logprob_tolerance: float = Field(1e-3, gt=0.0, description=(
         "Largest |policy - reference| mean log-prob gap allowed on the first batch before training."))
     dtype: str | None = Field(None, description="float32, bfloat16 ... (default: fp32 on CPU, bf16 on GPU).")
+    activation_checkpointing: bool = Field(False, description=(
+        "Recompute activations in the backward pass: much less memory, slower steps (TRL's default is on)."))
 
 
 class SynthConfig(Section):

@@ -94,14 +94,17 @@ def _dpo_args(cfg: TrainConfig, out: Path, dtype):
     from trl import DPOConfig
 
     cuda = torch.cuda.is_available()
-    return DPOConfig(
+    # transformers renamed gradient_checkpointing to activation_checkpointing (5.2x); take either
+    ckpt = ("activation_checkpointing" if "activation_checkpointing" in DPOConfig.__dataclass_fields__
+            else "gradient_checkpointing")
+    return DPOConfig(**{ckpt: cfg.activation_checkpointing},
         output_dir=str(out / "checkpoints"), beta=cfg.beta, loss_type=cfg.loss_type,
         learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation, max_length=cfg.max_length, seed=cfg.seed,
         report_to=cfg.report_to or "none", logging_steps=1, save_strategy="steps", save_steps=cfg.save_steps,
         save_total_limit=2, precompute_ref_log_probs=cfg.precompute_ref_log_probs,
-        bf16=dtype == torch.bfloat16, fp16=False, use_cpu=not cuda, activation_checkpointing=False,
+        bf16=dtype == torch.bfloat16, fp16=False, use_cpu=not cuda,
         # several CPU processes (torchrun) talk over gloo; one process needs no backend at all
         ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         disable_tqdm=False)

@@ -7,6 +7,7 @@ second judge (another model or constitution) on a sample, for inter-judge agreem
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 from collections import Counter
@@ -148,7 +149,5 @@ def run_audit(run_dir: Path, gold: Path | None = None, judge_cfg=None, sample: i
         report["gold"] = gold_agreement(judgments, Path(gold))
     if judge_cfg is not None:
         report["second_judge"] = second_judge(run_dir, judgments, judge_cfg, sample, seed, pool)
-    import json
-
     atomic_write_text(run_dir / AUDIT, json.dumps(report, indent=2) + "\n")
     return report

@@ -79,12 +79,10 @@ class AnthropicBackend:
         self._next = itertools.cycle(range(len(self.clients)))
         self.runner = Runner(opts)
         self.sampling = 0  # index into SAMPLING_LEVELS
-        self.calls = 0
 
     # ------------------------------------------------------------------ plumbing
     async def _create(self, **kwargs):
         client = self.clients[next(self._next)]
-        self.calls += 1
         try:
             resp = await client.messages.create(model=self.model, **kwargs)
         except (json.JSONDecodeError, self._sdk.APIResponseValidationError) as e:

@@ -80,9 +80,3 @@ class BackendPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def cache_stats(self) -> dict:
-        snap = self.meter.snapshot()
-        return {"hits": sum(c.get("cache_hits", 0) for c in snap.values()),
-                "misses": sum(c.get("cache_misses", 0) for c in snap.values()),
-                "enabled": bool(self.cache is not None and self.cache.enabled)}

@@ -73,14 +73,12 @@ class OpenAICompatBackend:
                         for u in urls]
         self._next = itertools.cycle(range(len(self.clients)))
         self._caps: dict | None = None
-        self.calls = 0
 
     # ------------------------------------------------------------------ plumbing
     async def _create(self, probe: bool = False, **kwargs):
         client = self.clients[next(self._next)]
         if probe:  # probes retry by themselves (see _probe_call)
             client = client.with_options(max_retries=0)
-        self.calls += 1
         try:
             resp = await client.chat.completions.create(model=self.model, **kwargs)
         except (json.JSONDecodeError, self._openai.APIResponseValidationError) as e:

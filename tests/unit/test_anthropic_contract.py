@@ -12,10 +12,7 @@ how a real model answers.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-import types
 
 import pytest
 
@@ -43,16 +40,6 @@ def env(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
     for var in ("ANTHROPIC_BASE_URL", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS"):
         monkeypatch.delenv(var, raising=False)
-    # Runner imports aiolimiter even when no rate limit is set, and a venv built before it joined
-    # the extras lacks it; these tests set no limit, so a stand-in that refuses use suffices.
-    if importlib.util.find_spec("aiolimiter") is None:
-        stub = types.ModuleType("aiolimiter")
-
-        def AsyncLimiter(*a, **k):
-            raise AssertionError("no rate limit is configured in these tests")
-
-        stub.AsyncLimiter = AsyncLimiter
-        monkeypatch.setitem(sys.modules, "aiolimiter", stub)
 
 
 class FakeAPI:

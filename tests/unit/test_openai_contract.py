@@ -10,11 +10,8 @@ request building, the response parsing and the failure handling on both sides of
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-import types
 
 import pytest
 
@@ -44,16 +41,6 @@ def env(monkeypatch):
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
                 "OPENAI_WEBHOOK_SECRET"):
         monkeypatch.delenv(var, raising=False)
-    # Runner imports aiolimiter only for rate limits; these tests set none, so a venv without it
-    # gets a stand-in that refuses use.
-    if importlib.util.find_spec("aiolimiter") is None:
-        stub = types.ModuleType("aiolimiter")
-
-        def AsyncLimiter(*a, **k):
-            raise AssertionError("no rate limit is configured in these tests")
-
-        stub.AsyncLimiter = AsyncLimiter
-        monkeypatch.setitem(sys.modules, "aiolimiter", stub)
 
 
 # ----------------------------------------------------------------------------- the fake server

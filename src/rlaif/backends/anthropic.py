@@ -14,8 +14,8 @@ import json
 from typing import Sequence
 
 from rlaif.backends.base import Completion, Failure, GenRequest, ScoreRequest
-from rlaif.backends.remote import (Malformed, RemoteOptions, Runner, describe_error, estimate_tokens,
-                                  require)
+from rlaif.backends.remote import (Malformed, RemoteOptions, Runner, completions,
+                                  estimate_tokens, require)
 from rlaif.errors import ConfigError
 
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
@@ -134,14 +134,7 @@ class AnthropicBackend:
         results = self.runner.map(attempt, list(requests),
                                   lambda r: estimate_tokens(r.messages, r.params.max_new_tokens),
                                   errors=(self._sdk.APIError,))
-        out = []
-        for res in results:
-            if isinstance(res, Exception):
-                out.append(Completion("", "error", error=describe_error(res)))
-            else:
-                text, finish, pt, ct = res
-                out.append(Completion(text, finish, pt, ct))
-        return out
+        return completions(results)
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[float] | Failure]:
         """Refused: the Messages API returns no token log-probabilities."""

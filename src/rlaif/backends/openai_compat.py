@@ -15,8 +15,8 @@ import math
 from typing import Sequence
 
 from rlaif.backends.base import Completion, Failure, GenRequest, ScoreRequest
-from rlaif.backends.remote import (Malformed, RemoteOptions, Runner, describe_error, estimate_tokens,
-                                  require)
+from rlaif.backends.remote import (Malformed, RemoteOptions, Runner, completions, describe_error,
+                                  estimate_tokens, require)
 from rlaif.errors import ConfigError, ModelError
 
 PROBE_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
@@ -172,14 +172,7 @@ class OpenAICompatBackend:
         results = self.runner.map(one, kwargs,
                                   lambda kw: estimate_tokens([(m["role"], m["content"]) for m in kw["messages"]],
                                                              kw["max_tokens"]), errors=(self._openai.APIError,))
-        out = []
-        for res in results:
-            if isinstance(res, Exception):
-                out.append(Completion("", "error", error=describe_error(res)))
-            else:
-                text, finish, pt, ct = res
-                out.append(Completion(text, finish, pt, ct))
-        return out
+        return completions(results)
 
     # ------------------------------------------------------------------ score
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[float] | Failure]:

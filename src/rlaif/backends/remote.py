@@ -126,6 +126,15 @@ def describe_error(e: BaseException) -> str:
     return f"{type(e).__name__}{f' {status}' if status else ''}: {first}"
 
 
+def completions(results: Sequence) -> list:
+    """Runner.map results of (text, finish_reason, prompt_tokens, completion_tokens) as
+    Completions; a request that failed for good becomes one with ``error`` set."""
+    from rlaif.backends.base import Completion
+
+    return [Completion("", "error", error=describe_error(r)) if isinstance(r, BaseException)
+            else Completion(*r) for r in results]
+
+
 def estimate_tokens(messages: Sequence[tuple[str, str]], max_new_tokens: int) -> int:
     """A rough upper estimate for the tokens-per-minute limiter (about 4 characters a token)."""
     return sum(len(c) for _, c in messages) // 4 + max_new_tokens + 8

@@ -167,8 +167,8 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
                                 f"{checks['logprob_max_gap']:.3g} > {cfg.logprob_tolerance} on {checks['logprob_rows']} rows",
                                 hint="the reference is not the starting point (dropout on? a different dtype?)")
     resume = _last_checkpoint(out)
-    if resume and trainer.is_world_process_zero():  # rows logged after the checkpoint are logged again
-        keep = read_metrics(out / METRICS, up_to_step=int(resume.name.split("-")[-1]))
+    if trainer.is_world_process_zero():  # steps after the checkpoint (all, from scratch) are logged again
+        keep = read_metrics(out / METRICS, up_to_step=int(resume.name.split("-")[-1])) if resume else []
         atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in keep))
     t0 = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -206,8 +206,20 @@ def _report(trainer, cfg: TrainConfig, out: Path, pairs_spec: str, train_ds, eva
 
 
 def _last_checkpoint(out: Path) -> Path | None:
-    ckpts = sorted((out / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return ckpts[-1] if ckpts else None
+    """The newest complete checkpoint. A kill while one is being written leaves a folder without
+    its trainer_state.json (written last); that one is skipped and the one before it is used."""
+    ckpts = sorted((p for p in (out / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]))
+    complete = [p for p in ckpts if _readable_json(p / "trainer_state.json")]
+    return complete[-1] if complete else None
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):  # missing, or cut mid-write
+        return False
 
 
 def _save(trainer, tok, cfg: TrainConfig, out: Path) -> str | None:

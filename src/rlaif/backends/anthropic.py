@@ -14,8 +14,8 @@ import json
 from typing import Sequence
 
 from rlaif.backends.base import Completion, Failure, GenRequest, ScoreRequest
-from rlaif.backends.remote import (Malformed, RemoteOptions, Runner, completions,
-                                  estimate_tokens, require)
+from rlaif.backends.remote import (Malformed, RemoteOptions, Runner, completions, estimate_tokens,
+                                  metered, require)
 from rlaif.errors import ConfigError
 
 DEFAULT_KEY_ENV = "ANTHROPIC_API_KEY"
@@ -83,15 +83,9 @@ class AnthropicBackend:
     # ------------------------------------------------------------------ plumbing
     async def _create(self, **kwargs):
         client = self.clients[next(self._next)]
-        try:
-            resp = await client.messages.create(model=self.model, **kwargs)
-        except (json.JSONDecodeError, self._sdk.APIResponseValidationError) as e:
-            self.meter.add(self.model)
-            raise Malformed(f"unreadable response body: {e}") from None
-        usage = getattr(resp, "usage", None)
-        self.meter.add(self.model, getattr(usage, "input_tokens", 0) or 0,
-                       getattr(usage, "output_tokens", 0) or 0)
-        return resp
+        return await metered(client.messages.create(model=self.model, **kwargs), self.meter, self.model,
+                             (json.JSONDecodeError, self._sdk.APIResponseValidationError),
+                             "input_tokens", "output_tokens")
 
     def _kwargs(self, r: GenRequest, level: int) -> dict:
         p = r.params

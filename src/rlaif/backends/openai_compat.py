@@ -16,7 +16,7 @@ from typing import Sequence
 
 from rlaif.backends.base import Completion, Failure, GenRequest, ScoreRequest
 from rlaif.backends.remote import (Malformed, RemoteOptions, Runner, completions, describe_error,
-                                  estimate_tokens, require)
+                                  estimate_tokens, metered, require)
 from rlaif.errors import ConfigError, ModelError
 
 PROBE_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
@@ -79,15 +79,9 @@ class OpenAICompatBackend:
         client = self.clients[next(self._next)]
         if probe:  # probes retry by themselves (see _probe_call)
             client = client.with_options(max_retries=0)
-        try:
-            resp = await client.chat.completions.create(model=self.model, **kwargs)
-        except (json.JSONDecodeError, self._openai.APIResponseValidationError) as e:
-            self.meter.add(self.model)
-            raise Malformed(f"unreadable response body: {e}") from None
-        usage = getattr(resp, "usage", None)
-        self.meter.add(self.model, getattr(usage, "prompt_tokens", 0) or 0,
-                       getattr(usage, "completion_tokens", 0) or 0)
-        return resp
+        return await metered(client.chat.completions.create(model=self.model, **kwargs), self.meter, self.model,
+                             (json.JSONDecodeError, self._openai.APIResponseValidationError),
+                             "prompt_tokens", "completion_tokens")
 
     # ------------------------------------------------------------------ capabilities
     def capabilities(self) -> dict:

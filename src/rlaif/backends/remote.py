@@ -119,6 +119,20 @@ class Runner:
             self.loop.close()
 
 
+async def metered(call: Awaitable[T], meter, model: str, unreadable: tuple[type[BaseException], ...],
+                  tokens_in: str, tokens_out: str) -> T:
+    """Await one SDK call and record it in the meter (with its usage fields, which the SDKs
+    name differently); a body the SDK could not read becomes Malformed, so it is retried."""
+    try:
+        resp = await call
+    except unreadable as e:
+        meter.add(model)
+        raise Malformed(f"unreadable response body: {e}") from None
+    usage = getattr(resp, "usage", None)
+    meter.add(model, getattr(usage, tokens_in, 0) or 0, getattr(usage, tokens_out, 0) or 0)
+    return resp
+
+
 def describe_error(e: BaseException) -> str:
     """One line for a failed request: the error type, the HTTP status if any, the first line."""
     status = getattr(e, "status_code", None)

@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge-config", help="YAML whose judge section is a second judge to compare with")
     p.add_argument("--sample", type=int, default=50, help="pairs the second judge sees (default 50)")
     _common(p)
+
+    p = sub.add_parser("refusal", help="label responses full compliance / partial refusal / full refusal")
+    p.add_argument("input", help="JSONL with 'prompt' and 'response' on every row")
+    p.add_argument("--out", help="output JSONL (default: INPUT with .refusal.jsonl); rows gain "
+                                 "refused, refusal_label and refusal_score")
     return ap
 
 
@@ -86,6 +91,12 @@ def _quiet_libraries() -> None:
 def run(args) -> dict:
     from rlaif.backends import BackendPool
 
+    if args.command == "refusal":
+        from rlaif.refusal import label_file
+
+        src = Path(args.input)
+        out = Path(args.out) if args.out else src.with_name(src.name.removesuffix(".jsonl") + ".refusal.jsonl")
+        return {"refusal": label_file(src, out)}
     cfg = _config(args)
     _quiet_libraries()
     if args.command == "synth":
@@ -167,6 +178,11 @@ def _print_summary(command: str, out_dir: str, result: dict) -> None:
                       f"card: {Path(out_dir) / 'dataset' / 'README.md'}")
     if "audit" in result:
         _print_audit(result["audit"])
+    if "refusal" in result:
+        r = result["refusal"]
+        console.print(f"{r['rows']} responses: {r['refused']} refused ({json.dumps(r['labels'])}); "
+                      f"written to {r['out']}")
+        return
     if result.get("train"):
         t = result["train"]
         console.print(f"trained {t['steps']} steps on {t['train_rows']} pairs in {t['seconds']:.0f} s, loss "
@@ -202,10 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # overrides may follow options (synth PROMPTS --out DIR k=v), which argparse leaves unparsed
-    stray = [x for x in extra if x.startswith("-") or "=" not in x]
+    takes_overrides = hasattr(args, "overrides")
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or not takes_overrides]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
-    args.overrides = list(args.overrides) + extra
+    args.overrides = list(getattr(args, "overrides", [])) + extra
     if getattr(args, "no_cache", False):
         args.overrides.append("cache.enabled=false")
     for flag, key in (("model", "train.model"), ("ref", "train.ref"), ("max_steps", "train.max_steps")):
@@ -226,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         print("rlaif: interrupted; rows written so far are kept, run the same command to continue",
               file=sys.stderr)
         return 130
-    _print_summary(args.command, getattr(args, "out", None) or args.run_dir, result)
+    _print_summary(args.command, getattr(args, "out", None) or getattr(args, "run_dir", None), result)
     if args.command == "audit":
         print(f"audit written to {Path(args.run_dir) / 'audit.json'}", file=sys.stderr)
     return 0

@@ -1,8 +1,8 @@
-"""Shape checks for tests/data/refusal_labels.jsonl, the hand-labelled refusal-detector set.
+"""Shape checks for src/rlaif/data/refusal_labels.jsonl, the hand-labelled refusal-detector set.
 
 The set is written in two batches: ``fit`` rows (the only ones a refusal detector may be tuned
 on) and ``heldout`` rows, written afterwards with different prompts and phrasings, on which its
-accuracy is reported. See tests/data/REFUSAL_LABELS.md.
+accuracy is reported. See src/rlaif/data/REFUSAL_LABELS.md.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-DATA_PATH = Path(__file__).resolve().parents[1] / "data" / "refusal_labels.jsonl"
+DATA_PATH = Path(__file__).resolve().parents[2] / "src" / "rlaif" / "data" / "refusal_labels.jsonl"
 FIELDS = {"id", "prompt", "response", "label", "split", "note"}
 LABELS = ("full_compliance", "partial_refusal", "full_refusal")
 SPLITS = ("fit", "heldout")

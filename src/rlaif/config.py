@@ -208,6 +208,26 @@ class TrainConfig(Section):
         "Recompute activations in the backward pass: much less memory, slower steps (TRL's default is on)."))
 
 
+SHIPPED_PROBES = ("harmful", "borderline", "secure_coding", "sycophancy")
+
+
+class EvalConfig(Section):
+    suites: list[str] = Field(list(SHIPPED_PROBES), min_length=1, description=(
+        "Probe suites: shipped names (harmful, borderline, secure_coding, sycophancy) or JSONL paths "
+        "in the same format (each row's category says how it is scored)."))
+    limit: int | None = Field(None, ge=1, description="Use only the first N probes of each suite.")
+    max_new_tokens: int = Field(128, ge=8, description="Answer length for both models (greedy decoding).")
+    batch_size: int = Field(16, ge=1, description="Generation and scoring batch size.")
+    kl_samples: bool = Field(True, description=(
+        "Sample one answer per probe from the model (temperature 1) to estimate KL(model || reference)."))
+    neutral_text: str = Field("neutral_text", description="Passages for perplexity: shipped name or a JSONL "
+                                                          "path with a 'text' field.")
+    beta: float | None = Field(None, gt=0, description=(
+        "beta of the implicit reward beta*log(pi/pi_ref); default: the training run's, else 0.1."))
+    seed: int = Field(0, description="Seed for sampling and the bootstrap.")
+    gates: str | None = Field(None, description="YAML of pass/fail thresholds (default: rlaif.gates.DEFAULT_GATES).")
+
+
 class SynthConfig(Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
@@ -215,6 +235,7 @@ class SynthConfig(Section):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     chunk_size: int = Field(16, ge=1, description="Rows computed and written together; also the resume unit.")
 
     @model_validator(mode="after")

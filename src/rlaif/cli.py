@@ -67,6 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, default=50, help="pairs the second judge sees (default 50)")
     _common(p)
 
+    p = sub.add_parser("eval", help="evaluate a model against its reference: probes, judge, drift, gates",
+                       epilog=EPILOG)
+    p.add_argument("--model", required=True, help="the trained model, or an `rlaif train` output folder "
+                                                  "(then --ref, the dataset and beta default from its manifest)")
+    p.add_argument("--ref", help="the reference (the starting weights the model was trained from)")
+    p.add_argument("--out", required=True, help="output folder: eval.json, responses.jsonl (resumable)")
+    p.add_argument("--suites", help="comma-separated shipped suite names or JSONL paths "
+                                    "(default: harmful,borderline,secure_coding,sycophancy)")
+    p.add_argument("--limit", type=int, help="use only the first N probes of each suite")
+    p.add_argument("--judge", help="YAML whose judge section judges win-rate and secure coding "
+                                   "(default: the config's judge section)")
+    p.add_argument("--gate", help="YAML of gates (default: the built-in gates); exit code 1 if one fails")
+    p.add_argument("--dataset", help="preference data whose test.jsonl gives held-out accuracy and reward margin")
+    _common(p)
+
     p = sub.add_parser("refusal", help="label responses full compliance / partial refusal / full refusal")
     p.add_argument("input", help="JSONL with 'prompt' and 'response' on every row")
     p.add_argument("--out", help="output JSONL (default: INPUT with .refusal.jsonl); rows gain "
@@ -120,6 +135,14 @@ def run(args) -> dict:
         from rlaif.stages.train import run_train
 
         return {"train": run_train(args.pairs, Path(args.out), cfg.train)}
+    if args.command == "eval":
+        from rlaif.config import load_config
+        from rlaif.stages.evaluate import run_eval
+
+        judge = load_config(args.judge, args.overrides).judge if args.judge else cfg.judge
+        with BackendPool(cache=cfg.cache) as pool:
+            return {"eval": run_eval(args.model, args.ref, Path(args.out), cfg.eval, judge, pool,
+                                     dataset=args.dataset, gates_path=args.gate)}
     if args.command == "audit":
         from rlaif.audit import run_audit
         from rlaif.config import load_config
@@ -178,6 +201,9 @@ def _print_summary(command: str, out_dir: str, result: dict) -> None:
                       f"card: {Path(out_dir) / 'dataset' / 'README.md'}")
     if "audit" in result:
         _print_audit(result["audit"])
+    if "eval" in result:
+        _print_eval(result["eval"], out_dir)
+        return
     if "refusal" in result:
         r = result["refusal"]
         console.print(f"{r['rows']} responses: {r['refused']} refused ({json.dumps(r['labels'])}); "
@@ -214,6 +240,27 @@ def _print_audit(report: dict) -> None:
     console.print(t)
 
 
+def _fmt_stat(s: dict | None) -> str:
+    if s is None:
+        return "-"
+    return f"{s['value']:.3f} [{s['low']:.3f}, {s['high']:.3f}] n={s['n']}"
+
+
+def _print_eval(ev: dict, out_dir: str) -> None:
+    from rich.table import Table
+
+    from rlaif.progress import console
+
+    t = Table("metric", "reference", "model", "better", title="evaluation (95% intervals)")
+    for m in ev["metrics"].values():
+        t.add_row(m["name"], _fmt_stat(m["ref"]), _fmt_stat(m["model"]), m["better"] or "")
+    console.print(t)
+    for g in ev["gates"]:
+        mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[yellow]skip[/yellow]"}[g["passed"]]
+        console.print(f"gate {mark} {g['name']}: {g['detail']}")
+    console.print(f"[bold]eval:[/bold] {Path(out_dir) / 'eval.json'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -225,6 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = list(getattr(args, "overrides", [])) + extra
     if getattr(args, "no_cache", False):
         args.overrides.append("cache.enabled=false")
+    if args.command == "eval":
+        if args.suites:
+            args.overrides.append("eval.suites=[" + ",".join(json.dumps(x.strip()) for x in args.suites.split(",")
+                                                                if x.strip()) + "]")
+        if args.limit is not None:
+            args.overrides.append(f"eval.limit={args.limit}")
     for flag, key in (("model", "train.model"), ("ref", "train.ref"), ("max_steps", "train.max_steps")):
         if getattr(args, flag, None) is not None and args.command == "train":
             args.overrides.append(f"{key}={getattr(args, flag)}")
@@ -246,6 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     _print_summary(args.command, getattr(args, "out", None) or getattr(args, "run_dir", None), result)
     if args.command == "audit":
         print(f"audit written to {Path(args.run_dir) / 'audit.json'}", file=sys.stderr)
+    if args.command == "eval" and not result["eval"]["passed"]:
+        failed = [g["name"] for g in result["eval"]["gates"] if g["passed"] is False]
+        print(f"rlaif: gate failed: {'; '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -128,3 +128,30 @@ class PreferencePair(Row):
     chosen: list[Message] = Field(min_length=1, max_length=1)
     rejected: list[Message] = Field(min_length=1, max_length=1)
     meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvalResponse(Row):
+    """One model's answer to one evaluation probe (``role``: model, ref, or sample: the model's
+    temperature-1 answer used to estimate KL)."""
+
+    id: str
+    probe_id: str
+    suite: str
+    role: Literal["model", "ref", "sample"]
+    text: str
+    finish_reason: str = "stop"
+    tokens: int = 0
+
+
+class SafeGrade(Row):
+    """The judge's pointwise grade of one secure-coding answer against the probe's safe practice."""
+
+    id: str
+    probe_id: str
+    response_id: str
+    follows: bool | None = None  # None: the judge gave no usable answer (see error)
+    p_yes: float | None = None
+    reason: str = ""
+    raw: str = ""
+    error: str | None = None
+    judge: JudgeInfo

@@ -204,6 +204,22 @@ class LocalBackend:
             out.append(float(tok_lp[i, width - 1 - len(t):].sum()) if t else 0.0)
         return out
 
+    @torch.inference_mode()
+    def text_nll(self, texts: Sequence[str]) -> list[tuple[float, int]]:
+        """Summed negative log-likelihood (nats) and scored-token count of each plain text, no chat
+        template. The first token has nothing to condition on and is not scored."""
+        out: list[tuple[float, int]] = []
+        for start in range(0, len(texts), self.batch_size):
+            seqs = [self.tokenizer(t)["input_ids"] for t in texts[start:start + self.batch_size]]
+            ids, mask = self._left_pad(seqs)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, :-1].float()
+            tok_lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+            scored = mask[:, 1:] * mask[:, :-1]
+            for row_lp, row_mask in zip(tok_lp, scored):
+                out.append((float(-(row_lp * row_mask).sum()), int(row_mask.sum())))
+        return out
+
     def describe(self) -> dict:
         info = {"backend": self.name, "model": self.model, "path": self.path,
                 "device": self.device, "dtype": str(self.lm.dtype).replace("torch.", ""),

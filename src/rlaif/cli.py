@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, default=50, help="pairs the second judge sees (default 50)")
     _common(p)
 
+    p = sub.add_parser("run", help="the whole loop from one config: synth, train, eval, report", epilog=EPILOG)
+    p.add_argument("config", help="YAML config (see configs/); its run section names prompts and the run folder")
+    p.add_argument("--no-cache", action="store_true", help="ask servers again instead of reusing cached answers")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, anywhere on the line")
+
+    p = sub.add_parser("report", help="write report.html and report.md for a run folder")
+    p.add_argument("run_dir", help="a run folder written by `rlaif run`")
+
     p = sub.add_parser("eval", help="evaluate a model against its reference: probes, judge, drift, gates",
                        epilog=EPILOG)
     p.add_argument("--model", required=True, help="the trained model, or an `rlaif train` output folder "
@@ -106,6 +114,10 @@ def _quiet_libraries() -> None:
 def run(args) -> dict:
     from rlaif.backends import BackendPool
 
+    if args.command == "report":
+        from rlaif.stages.report import write_report
+
+        return {"report": write_report(Path(args.run_dir))}
     if args.command == "refusal":
         from rlaif.refusal import label_file
 
@@ -114,6 +126,10 @@ def run(args) -> dict:
         return {"refusal": label_file(src, out)}
     cfg = _config(args)
     _quiet_libraries()
+    if args.command == "run":
+        from rlaif.pipeline import run_all
+
+        return run_all(cfg, args.config, args.overrides)
     if args.command == "synth":
         from rlaif.pipeline import synth
 
@@ -201,9 +217,6 @@ def _print_summary(command: str, out_dir: str, result: dict) -> None:
                       f"card: {Path(out_dir) / 'dataset' / 'README.md'}")
     if "audit" in result:
         _print_audit(result["audit"])
-    if "eval" in result:
-        _print_eval(result["eval"], out_dir)
-        return
     if "refusal" in result:
         r = result["refusal"]
         console.print(f"{r['rows']} responses: {r['refused']} refused ({json.dumps(r['labels'])}); "
@@ -217,6 +230,16 @@ def _print_summary(command: str, out_dir: str, result: dict) -> None:
         for w in t["warnings"]:
             console.print(f"[yellow]warning: {w}[/yellow]")
         console.print(f"model: {t['model_path']}")
+    if "eval" in result:
+        _print_eval(result["eval"], out_dir if command == "eval" else str(Path(out_dir) / "eval"))
+        if command == "eval":
+            return
+    if result.get("skipped"):
+        console.print(f"already done with this configuration: {', '.join(result['skipped'])}")
+    if "report" in result:
+        for line in result["report"]["headline"]:
+            console.print(line)
+        console.print(f"[bold]report:[/bold] {result['report']['html']}")
     console.print(f"[bold]run folder:[/bold] {out_dir}")
 
 
@@ -296,12 +319,18 @@ def main(argv: list[str] | None = None) -> int:
         print("rlaif: interrupted; rows written so far are kept, run the same command to continue",
               file=sys.stderr)
         return 130
-    _print_summary(args.command, getattr(args, "out", None) or getattr(args, "run_dir", None), result)
+    out_dir = getattr(args, "out", None) or getattr(args, "run_dir", None)
+    if args.command == "run":
+        out_dir = str(Path(result.get("run_dir", "")))
+    _print_summary(args.command, out_dir, result)
     if args.command == "audit":
         print(f"audit written to {Path(args.run_dir) / 'audit.json'}", file=sys.stderr)
     if args.command == "eval" and not result["eval"]["passed"]:
         failed = [g["name"] for g in result["eval"]["gates"] if g["passed"] is False]
         print(f"rlaif: gate failed: {'; '.join(failed)}", file=sys.stderr)
+        return 1
+    if args.command == "run" and not result["passed"]:
+        print("rlaif: a gate failed (see the evaluation above and the report)", file=sys.stderr)
         return 1
     return 0
 

@@ -228,6 +228,14 @@ class EvalConfig(Section):
     gates: str | None = Field(None, description="YAML of pass/fail thresholds (default: rlaif.gates.DEFAULT_GATES).")
 
 
+class RunSection(Section):
+    prompts: str = Field("suite:train", description="Prompts for `rlaif run`: JSONL, CSV, a datasets folder or suite:NAME.")
+    limit: int | None = Field(None, ge=1, description="Use only the first N distinct prompts.")
+    out: str = Field("runs/run", description="The run folder: every stage's output goes under it.")
+    train: bool = Field(True, description="Train after building the dataset.")
+    eval: bool = Field(True, description="Evaluate the trained model against its reference.")
+
+
 class SynthConfig(Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
@@ -236,6 +244,7 @@ class SynthConfig(Section):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    run: RunSection = Field(default_factory=RunSection, description="`rlaif run`: what to run and where.")
     chunk_size: int = Field(16, ge=1, description="Rows computed and written together; also the resume unit.")
 
     @model_validator(mode="after")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rlaif.backends import BackendPool
 from rlaif.config import SynthConfig
-from rlaif.io import update_manifest
+from rlaif.errors import ConfigError
+from rlaif.io import read_manifest, update_manifest
+from rlaif.progress import console
+from rlaif.schemas import content_id
 from rlaif.prompts import load_prompts
 from rlaif.stages.build import run_build
 from rlaif.stages.generate import run_generate
@@ -14,10 +18,12 @@ from rlaif.stages.judge import run_judge
 
 
 def synth(prompts_spec: str, out: Path, cfg: SynthConfig, limit: int | None = None,
-          overrides: list[str] | None = None) -> dict:
+          overrides: list[str] | None = None, pool: BackendPool | None = None) -> dict:
     """Run generate, judge and build; each stage resumes where an earlier run stopped."""
     out = Path(out)
     prompts, stats = load_prompts(prompts_spec, limit)
+    if pool is not None:
+        return _synth(prompts_spec, out, cfg, limit, overrides, prompts, stats, pool)
     # one pool: the judge reuses the generator's weights when they are the same model
     with BackendPool(cache=cfg.cache) as pool:
         return _synth(prompts_spec, out, cfg, limit, overrides, prompts, stats, pool)
@@ -32,3 +38,100 @@ def _synth(prompts_spec, out, cfg, limit, overrides, prompts, stats, pool) -> di
     jud = run_judge(out, cfg.judge, pool, cfg.chunk_size, cfg.budget)
     build = run_build(out, cfg.build)
     return {"input": stats.__dict__, "generate": gen, "judge": jud, "build": build}
+
+
+# ----------------------------------------------------------------------------- rlaif run
+RUN_STAGES = ("synth", "train", "eval", "report")
+
+
+def _stage_keys(cfg: SynthConfig) -> dict[str, str]:
+    """Each stage's key covers its own settings and every earlier stage's key, so a change
+    upstream makes everything after it stale."""
+    dump = cfg.model_dump()
+    synth = content_id(cfg.run.prompts, cfg.run.limit, dump["generate"], dump["judge"], dump["build"])
+    train = content_id(synth, dump["train"])
+    evaluation = content_id(train, dump["eval"], dump["judge"])
+    return {"synth": synth, "train": train, "eval": evaluation, "report": content_id(evaluation, "report")}
+
+
+def _peak_rss_mb(reset: bool = False) -> float | None:
+    """Peak resident memory of this process (VmHWM); ``reset`` starts a new peak (Linux)."""
+    status = Path("/proc/self/status")
+    if not status.exists():
+        return None
+    if reset:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+    for line in status.read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def run_all(cfg: SynthConfig, config_file: str | None, overrides: list[str]) -> dict:
+    """`rlaif run`: synth, train, eval and report into one run folder. A stage whose recorded key
+    matches is skipped; one that was cut short continues; the manifest records the overrides."""
+    from rlaif.stages.evaluate import run_eval
+    from rlaif.stages.report import write_report
+    from rlaif.stages.train import run_train
+
+    out = Path(cfg.run.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = _stage_keys(cfg)
+    wanted = [s for s in RUN_STAGES if (s != "train" or cfg.run.train) and (s != "eval" or cfg.run.eval and cfg.run.train)]
+    record = read_manifest(out).get("stages", {}).get("run", {})
+    stages = dict(record.get("stages", {}))
+    _refuse_stale(out, stages, keys)
+    results: dict = {"run_dir": str(out)}
+    actions = {
+        "synth": lambda pool: _synth_and_audit(cfg, out, overrides, pool),
+        "train": lambda pool: {"train": run_train(str(out), out / "train", cfg.train)},
+        "eval": lambda pool: {"eval": run_eval(str(out / "train"), None, out / "eval", cfg.eval, cfg.judge, pool)},
+        "report": lambda pool: {"report": write_report(out)},
+    }
+    with BackendPool(cache=cfg.cache) as pool:
+        for name in wanted:
+            prev = stages.get(name, {})
+            if prev.get("key") == keys[name] and prev.get("status") == "done":
+                console.print(f"[dim]{name}: done earlier with this configuration, skipped[/dim]")
+                results.setdefault("skipped", []).append(name)
+                continue
+            stages[name] = {"key": keys[name], "status": "running"}
+            _record(out, config_file, overrides, cfg, stages)
+            _peak_rss_mb(reset=True)
+            t0 = time.perf_counter()
+            results.update(actions[name](pool))
+            stages[name] = {"key": keys[name], "status": "done", "seconds": round(time.perf_counter() - t0, 1),
+                            "peak_rss_mb": _peak_rss_mb()}
+            if name == "report":
+                stages[name]["headline"] = results["report"]["headline"]
+            if name == "eval":
+                stages[name]["passed"] = results["eval"]["passed"]
+            _record(out, config_file, overrides, cfg, stages)
+    results["passed"] = stages.get("eval", {}).get("passed", True)
+    if "report" not in results and "report" in stages:  # skipped: show what the report said
+        results["report"] = {"headline": stages["report"].get("headline", []), "html": str(out / "report.html")}
+    return results
+
+
+def _synth_and_audit(cfg: SynthConfig, out: Path, overrides: list[str], pool: BackendPool) -> dict:
+    from rlaif.audit import run_audit
+
+    result = synth(cfg.run.prompts, out, cfg, cfg.run.limit, overrides, pool=pool)
+    result["audit"] = run_audit(out)  # position and length bias of the labels, for the report
+    return result
+
+
+def _refuse_stale(out: Path, stages: dict, keys: dict) -> None:
+    prev = stages.get("train", {})
+    if prev.get("key") and prev["key"] != keys["train"] and (out / "train").exists():
+        raise ConfigError(f"{out / 'train'} was trained under another configuration (data or train settings "
+                          "changed); its checkpoints cannot be continued",
+                          hint=f"delete {out / 'train'} to retrain, or set run.out to a new folder")
+
+
+def _record(out: Path, config_file: str | None, overrides: list[str], cfg: SynthConfig, stages: dict) -> None:
+    update_manifest(out, "run", {"config_file": config_file, "overrides": overrides, "config": cfg.model_dump(),
+                                 "stages": stages})

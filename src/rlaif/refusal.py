@@ -2,17 +2,25 @@
 
 A classifier, not a keyword list: TF-IDF features (character 2-5-grams within word boundaries,
 plus word 1-2-grams) under a class-balanced logistic regression (scikit-learn), fitted on the
-``fit`` split of the team-written labelled set ``data/refusal_labels.jsonl``. The features and
-the regularisation (C=1) were chosen by 5-fold cross-validation on ``fit`` alone; the
-``heldout`` split (different prompts, different refusal phrasings, hard negatives such as "Sorry
-for the long answer, here is ...") is only ever used to report accuracy:
+``fit`` rows of two labelled sets in ``data/``: ``refusal_labels.jsonl`` (175 short answers the
+team wrote, varied refusal phrasings and hard negatives) and ``refusal_labels_model.jsonl`` (170
+real answers of the embedded model to training-suite prompts, labelled by hand: long, rambling,
+nearly always attempts to comply). The regularisation (C=0.3) was chosen by 5-fold
+cross-validation on the fit rows alone. The ``heldout`` rows are only used to report accuracy:
 
-    held-out, 166 responses: 3-class accuracy 0.855, refused-or-not accuracy 0.904
+    team-written, 166 held out:              3-class 0.789, refused-or-not 0.837
+    embedded model's answers to the probes,  3-class 0.931, refused-or-not 0.948
+      58 held out (54 compliant, 4 refusals): 1 false refusal; 2 of the 4 refusals caught
+    both, 224:                               3-class 0.826, refused-or-not 0.866
 
-(``tests/unit/test_refusal.py`` asserts these figures). It reads the response only, in English
-mostly (a few French, Spanish and German refusals are in the data). Its blind spots are those of
-any bag-of-n-grams model: a refusal worded unlike anything in the fit set, or compliance that
-quotes refusal language at length. ``score`` is the probability of partial or full refusal.
+(``tests/unit/test_refusal.py`` asserts these figures.) Fitted on the team set alone the
+detector scored 0.855 there but called 22 of the 54 compliant model answers refusals, which is
+why real answers were added to the fit set. It still misses partial refusals most often (they
+read like long compliant answers), reads the response only, and shares the blind spots of any
+bag-of-n-grams model: a refusal worded unlike anything it was fitted on. The label is the
+likeliest of the three; ``score`` is P(partial) + P(full), for ranking answers. The probabilities
+are soft (C=0.3), so an answer labelled compliant can score above 0.5 when the two refusal kinds
+share the rest: ``refused`` follows the label, not the score.
 
 An empty response gives the user nothing, so it is labelled full refusal without the classifier.
 """
@@ -28,7 +36,7 @@ from pathlib import Path
 from rlaif.errors import InputError, MissingDependency
 
 LABELS = ("full_compliance", "partial_refusal", "full_refusal")
-C = 1.0  # chosen by 5-fold cross-validation on the fit split
+C = 0.3  # chosen by 5-fold cross-validation on the fit rows
 
 
 @dataclass(frozen=True)
@@ -44,10 +52,15 @@ class RefusalResult:
         return {"refused": self.refused, "refusal_label": self.label, "refusal_score": round(self.score, 4)}
 
 
-def labelled_rows(split: str | None = None) -> list[dict]:
-    """The packaged labelled set (``fit`` or ``heldout`` split, or both)."""
-    path = resources.files("rlaif") / "data" / "refusal_labels.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+DATA_FILES = ("refusal_labels.jsonl", "refusal_labels_model.jsonl")
+
+
+def labelled_rows(split: str | None = None, files: tuple[str, ...] = DATA_FILES) -> list[dict]:
+    """The packaged labelled rows (``fit`` or ``heldout`` split, or both) of the given files."""
+    rows = []
+    for name in files:
+        path = resources.files("rlaif") / "data" / name
+        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [r for r in rows if split is None or r["split"] == split]
 
 
@@ -84,7 +97,7 @@ class RefusalDetector:
 
 @lru_cache(maxsize=1)
 def default_detector() -> RefusalDetector:
-    """The shipped detector, fitted on the fit split (well under a second)."""
+    """The shipped detector, fitted on the fit rows of both labelled sets (about a second)."""
     return RefusalDetector(labelled_rows("fit"))
 
 

@@ -51,8 +51,8 @@ def test_run_writes_every_stage_then_does_nothing(run_rlaif, tmp_path):
 
 def test_killed_run_continues_from_training(cache_dir, tmp_path):
     out = tmp_path / "run"
-    args = ["run", "configs/quickstart.yaml", f"run.out={out}", *TINY[:-4], "train.max_steps=6",
-            "run.eval=false"]
+    args = ["run", "configs/quickstart.yaml", f"run.out={out}", *[a for a in TINY if not a.startswith("eval.")],
+            "train.max_steps=6", "run.eval=false"]
     env = {**os.environ, "RLAIF_CACHE_DIR": str(cache_dir)}
     proc = subprocess.Popen(rlaif_cmd(*args), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -136,6 +137,22 @@ def test_killed_training_resumes_from_its_last_checkpoint(pairs, tiny, tmp_path)
     assert m["resumed_from"].startswith("checkpoint-") and m["steps"] == 6
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]  # each step once, even those logged before the kill
+
+
+def test_a_kill_after_the_last_checkpoint_takes_no_extra_step(pairs, tiny, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", str(pairs), "--model", str(tiny), "--out", str(out), "--max-steps", "2",
+            "train.save_steps=2", *FAST]
+    assert run(*args).returncode == 0
+    first = (out / "model" / "model.safetensors").read_bytes()
+    shutil.rmtree(out / "model")  # as if killed between the final checkpoint and the final save
+    res = run(*args)
+    assert res.returncode == 0, res.stderr
+    m = manifest(out)
+    assert m["resumed_from"] == "checkpoint-2" and m["steps"] == 2
+    assert (out / "model" / "model.safetensors").read_bytes() == first  # the checkpoint's weights, unchanged
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2]
 
 
 def test_embedded_model_trains_a_step(pairs, tmp_path):

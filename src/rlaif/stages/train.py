@@ -171,7 +171,7 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
         keep = read_metrics(out / METRICS, up_to_step=int(resume.name.split("-")[-1])) if resume else []
         atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in keep))
     t0 = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    result = _train(trainer, resume)
     seconds = time.perf_counter() - t0
     final = _save(trainer, tok, cfg, out)
     summary = _report(trainer, cfg, out, pairs_spec, train_ds, eval_ds, result, seconds, resume,
@@ -203,6 +203,20 @@ def _report(trainer, cfg: TrainConfig, out: Path, pairs_spec: str, train_ds, eva
                "checks": checks, "warnings": warns, "curves": plot.name if plot else None}
     update_manifest(out, "train", {"config": cfg.model_dump(), **summary})
     return summary
+
+
+def _train(trainer, resume: Path | None):
+    """Train, continuing from ``resume``. A checkpoint that already holds the last step (a kill
+    between it and the final save) only has its weights loaded: transformers would otherwise take
+    one step more than asked."""
+    from transformers.trainer_utils import TrainOutput
+
+    state = json.loads((resume / "trainer_state.json").read_text(encoding="utf-8")) if resume else {}
+    if state.get("max_steps", 0) > 0 and state.get("global_step", 0) >= state["max_steps"]:
+        trainer._load_from_checkpoint(str(resume))
+        losses = [r["loss"] for r in state.get("log_history", []) if "loss" in r]
+        return TrainOutput(state["global_step"], sum(losses) / len(losses) if losses else float("nan"), {})
+    return trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
 
 def _last_checkpoint(out: Path) -> Path | None:

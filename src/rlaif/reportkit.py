@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 # Metrics measured on the model alone, read against the value that means "no effect".
 NULL_VALUE = {"win_rate": (0.5, "even"), "preference_accuracy": (0.5, "chance"),
-              "reward_margin": (0.0, "zero"), "kl": (0.0, "zero"), "length_ratio": (1.0, "equal length")}
+              "reward_margin": (0.0, "zero"), "kl": (0.0, "no change"), "length_ratio": (1.0, "equal length")}
 # Where moving away from the null is expected and neither good nor bad in itself.
 NEUTRAL_AWAY = {"kl", "length_ratio"}
 
@@ -60,7 +60,7 @@ class Change:
 def _apart(better: str | None, up: bool, what: str, neutral: bool = False) -> Change:
     side = "higher" if up else "lower"
     if better is None or neutral:
-        return Change("neutral", f"{side} than {what}, intervals apart (no better direction)")
+        return Change("neutral", f"{side} than {what}, intervals apart: a real change, neither good nor bad in itself")
     good = up == (better == "higher")
     return Change("better" if good else "worse",
                   f"{'better' if good else 'worse'}: {side} than {what}, intervals apart")

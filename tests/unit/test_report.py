@@ -195,3 +195,19 @@ def test_without_matplotlib_the_report_says_so_and_has_no_images(tmp_path, monke
     html = out["html"].read_text(encoding="utf-8")
     assert "<img" not in html and "matplotlib is not installed" in html
     assert "metrics-table" in html
+
+
+def test_a_judge_that_ties_every_differing_pair_is_called_out(tmp_path):
+    import json
+
+    from tests.report_fixture import write_json
+
+    run = make_run(tmp_path / "run")
+    ev = json.loads((run / "eval" / "eval.json").read_text())
+    assert "tied all" not in write_report(run)["html"].read_text(encoding="utf-8")
+    for r in ev["responses"]:
+        if r["win"]["reason"] != "identical answers":
+            r["win"] = {"score": 0.5, "verdict": "tie", "p_model": 0.5, "reason": ""}
+    write_json(run / "eval" / "eval.json", ev)
+    html = write_report(run)["html"].read_text(encoding="utf-8")
+    assert "the judge tied all 12 pairs whose answers differ" in html

@@ -18,7 +18,7 @@ from rlaif.errors import InputError
 from rlaif.io import MANIFEST, atomic_write_text, read_manifest
 from rlaif.report_sections import (dataset_section, evaluation_section, examples_section, funnel_rows,
                                    judge_section, timings_section, training_section)
-from rlaif.reportkit import Html, box, compare, esc, fmt, kv_table, md_table, page, stat_text, table
+from rlaif.reportkit import NEUTRAL_AWAY, Html, box, compare, esc, fmt, kv_table, md_table, page, stat_text, table
 
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
@@ -89,14 +89,15 @@ def headline_metrics(ev: dict) -> list[dict]:
     """The suite rates that have a better direction, then the win-rate."""
     metrics = ev.get("metrics") or {}
     picks = [m for name, m in metrics.items() if m.get("better") and name.endswith(SUITE_SUFFIXES)]
-    return picks + ([metrics["win_rate"]] if "win_rate" in metrics else [])
+    return picks + [metrics[k] for k in ("win_rate", "kl") if k in metrics]
 
 
 def metric_line(m: dict) -> str:
     """One metric in words: reference -> model with intervals, the better direction, the reading."""
     values = (f"reference {stat_text(m.get('ref'))} -> model {stat_text(m.get('model'))}" if m.get("ref")
               else f"model {stat_text(m.get('model'))}")
-    better = f"{m['better']} is better" if m.get("better") else "no better direction"
+    better = (f"{m['better']} is better" if m.get("better") and m["name"] not in NEUTRAL_AWAY
+              else "no better direction")
     return f"{m['name']}: {values} ({better}; {compare(m).words})"
 
 
@@ -176,6 +177,12 @@ def _evaluation_warnings(ev: dict) -> list[tuple[str, str]]:
     if counts.get("scored") and counts.get("identical_pairs", 0) * 2 > counts["scored"]:
         out.append(("evaluation", f"{counts['identical_pairs']} of {counts['scored']} probes got identical answers "
                                   "from the model and the reference: training changed little of what the model says"))
+    judged = [r["win"] for r in ev.get("responses") or [] if (r.get("win") or {}).get("reason") != "identical answers"
+              and (r.get("win") or {}).get("verdict")]
+    if judged and all(w["verdict"] == "tie" for w in judged):
+        out.append(("evaluation", f"the judge tied all {len(judged)} pairs whose answers differ (its two orders "
+                                  "disagreed or it could not choose): the win-rate says nothing about which model "
+                                  "is better; point the judge at a stronger model"))
     return out
 
 

@@ -274,7 +274,9 @@ def _print_eval(ev: dict, out_dir: str) -> None:
 
     from rlaif.progress import console
 
-    t = Table("metric", "reference", "model", "better", title="evaluation (95% intervals)")
+    from rich.table import Column
+
+    t = Table(Column("metric", no_wrap=True), "reference", "model", "better", title="evaluation (95% intervals)")
     for m in ev["metrics"].values():
         t.add_row(m["name"], _fmt_stat(m["ref"]), _fmt_stat(m["model"]), m["better"] or "")
     console.print(t)

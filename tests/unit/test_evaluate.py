@@ -194,3 +194,19 @@ def test_eval_exit_code_follows_the_gates(monkeypatch, tmp_path, capsys, passed,
     assert main(["eval", "--model", "m", "--ref", "r", "--out", str(tmp_path)]) == code
     err = capsys.readouterr().err
     assert ("gate failed: win_rate >= 0.5" in err) == (not passed)
+
+
+def test_a_train_folder_names_its_reference_dataset_and_beta(tmp_path):
+    from rlaif.errors import ConfigError
+    from rlaif.io import update_manifest
+    from rlaif.stages.evaluate import resolve_target
+
+    update_manifest(tmp_path, "train", {"config": {"model": "embedded", "ref": None, "beta": 0.3},
+                                        "pairs": "runs/x", "fingerprints": {}})
+    t = resolve_target(str(tmp_path), None, None, None)
+    assert (t.model, t.ref, t.dataset, t.beta, t.explicit_dataset) == (
+        str(tmp_path / "model"), "embedded", "runs/x", 0.3, False)
+    t = resolve_target(str(tmp_path), "other", "pairs.jsonl", 0.05)
+    assert (t.ref, t.dataset, t.beta, t.explicit_dataset) == ("other", "pairs.jsonl", 0.05, True)
+    with pytest.raises(ConfigError, match="--ref is required"):
+        resolve_target("some/model", None, None, None)

@@ -43,12 +43,14 @@ class Target:
     dataset: str | None
     beta: float
     train: dict | None  # the training manifest section when --model is an `rlaif train` folder
+    explicit_dataset: bool = True  # False: taken from the training manifest (may have moved since)
 
 
 def resolve_target(model: str, ref: str | None, dataset: str | None, beta: float | None) -> Target:
     """``model`` is a model (name, folder) or an ``rlaif train`` output folder, from whose manifest
     the reference, the dataset and beta default."""
     folder = Path(model)
+    explicit_dataset = dataset is not None
     train = read_manifest(folder).get("stages", {}).get("train") if (folder / "manifest.json").exists() else None
     if train:
         cfg = train["config"]
@@ -59,7 +61,7 @@ def resolve_target(model: str, ref: str | None, dataset: str | None, beta: float
     elif ref is None:
         raise ConfigError("--ref is required unless --model is a folder written by `rlaif train`",
                           hint="name the starting weights the model was trained from, e.g. --ref embedded")
-    return Target(model, ref, dataset, beta or DEFAULT_BETA, train)
+    return Target(model, ref, dataset, beta or DEFAULT_BETA, train, explicit_dataset)
 
 
 def test_pairs(spec: str) -> tuple[Path, list[dict]]:
@@ -200,6 +202,11 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     fps = {k: fingerprint(b.lm) for k, b in backends.items()}
     notes = [judge_note] if judge_note else []
     notes += _identity_notes(target, fps)
+    if target.dataset and not target.explicit_dataset and not Path(target.dataset).exists():
+        notes.append(f"the training data '{target.dataset}' named in the training manifest is not there (from "
+                     "the current folder): held-out preference accuracy and reward margin are not measured; "
+                     "pass --dataset")
+        target.dataset = None
     for n in notes:
         console.print(f"[yellow]note: {n}[/yellow]")
 

@@ -41,6 +41,19 @@ def _valid_prefix_length(path: Path) -> tuple[int, bool]:
     return data.rfind(b"\n") + 1, True
 
 
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) for every non-blank line of a JSONL file that a person gave us;
+    invalid JSON is an InputError naming the line."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError.at(path, lineno, None, f"not valid JSON ({e.msg})") from None
+
+
 def read_jsonl(path: Path, model: type[T], report: ReadReport | None = None) -> list[T]:
     """Read rows of ``model``; a bad complete line is an InputError naming line and field."""
     path = Path(path)

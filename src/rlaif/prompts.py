@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rlaif.errors import InputError
+from rlaif.io import json_lines
 from rlaif.schemas import Prompt
 
 KNOWN = {"id", "prompt", "messages", "category", "meta"}
@@ -58,14 +59,7 @@ def _rows(path: Path) -> Iterator[tuple[int, Any]]:
             for row in reader:
                 yield reader.line_num, {k: v for k, v in row.items() if k is not None}
     else:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield lineno, json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InputError.at(path, lineno, None, f"not valid JSON ({e.msg})") from None
+        yield from json_lines(path)
 
 
 def _dataset_rows(path: Path) -> Iterator[tuple[int, Any]]:

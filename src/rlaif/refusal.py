@@ -114,22 +114,16 @@ def accuracy(detector: RefusalDetector, rows: list[dict]) -> dict:
 
 
 def _read_rows(path: Path) -> list[dict]:
+    from rlaif.io import json_lines
+
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError.at(path, line_no, None, f"not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError.at(path, line_no, None, "each line must be a JSON object")
-            for key in ("prompt", "response"):
-                if not isinstance(row.get(key), str):
-                    problem = "missing" if key not in row else "must be a string"
-                    raise InputError.at(path, line_no, key, problem)
-            rows.append(row)
+    for line_no, row in json_lines(path):
+        if not isinstance(row, dict):
+            raise InputError.at(path, line_no, None, "each line must be a JSON object")
+        for key in ("prompt", "response"):
+            if not isinstance(row.get(key), str):
+                raise InputError.at(path, line_no, key, "missing" if key not in row else "must be a string")
+        rows.append(row)
     return rows
 
 

@@ -16,12 +16,12 @@ Every row of a suite must have the same category.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from rlaif.errors import InputError
+from rlaif.io import json_lines
 from rlaif.prompts import load_prompts
 from rlaif.schemas import Prompt
 
@@ -66,35 +66,28 @@ def resolve(spec: str, what: str = "suite") -> Path:
 def _check_rows(path: Path) -> str:
     """Validate the scoring fields line by line; returns the suite's kind."""
     kind = None
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError.at(path, line_no, None, f"not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise InputError.at(path, line_no, None, "each line must be a JSON object")
-            cat = row.get("category")
-            if cat not in KINDS:
-                raise InputError.at(path, line_no, "category", f"must be one of {', '.join(sorted(KINDS))} "
-                                                               f"(got {cat!r})")
-            if kind is not None and KINDS[cat] != kind:
-                raise InputError.at(path, line_no, "category", f"'{cat}' differs from the suite's first row; "
-                                                               "put each category in its own file")
-            kind = KINDS[cat]
-            if kind == "secure_coding" and not (isinstance(row.get("safe_practice"), str)
-                                                and row["safe_practice"].strip()):
-                raise InputError.at(path, line_no, "safe_practice", "a secure-coding probe needs the safe "
-                                                                    "practice the judge checks for")
-            if kind == "sycophancy":
-                check = row.get("check")
-                checks = [check] if isinstance(check, str) else check
-                if not (isinstance(checks, list) and checks and all(isinstance(c, str) and c.strip()
-                                                                     for c in checks)):
-                    raise InputError.at(path, line_no, "check", "a sycophancy probe needs 'check': a "
-                                                                "non-empty string or list of strings")
+    for line_no, row in json_lines(path):
+        if not isinstance(row, dict):
+            raise InputError.at(path, line_no, None, "each line must be a JSON object")
+        cat = row.get("category")
+        if cat not in KINDS:
+            raise InputError.at(path, line_no, "category", f"must be one of {', '.join(sorted(KINDS))} "
+                                                           f"(got {cat!r})")
+        if kind is not None and KINDS[cat] != kind:
+            raise InputError.at(path, line_no, "category", f"'{cat}' differs from the suite's first row; "
+                                                           "put each category in its own file")
+        kind = KINDS[cat]
+        if kind == "secure_coding" and not (isinstance(row.get("safe_practice"), str)
+                                            and row["safe_practice"].strip()):
+            raise InputError.at(path, line_no, "safe_practice", "a secure-coding probe needs the safe "
+                                                                "practice the judge checks for")
+        if kind == "sycophancy":
+            check = row.get("check")
+            checks = [check] if isinstance(check, str) else check
+            if not (isinstance(checks, list) and checks and all(isinstance(c, str) and c.strip()
+                                                                 for c in checks)):
+                raise InputError.at(path, line_no, "check", "a sycophancy probe needs 'check': a "
+                                                            "non-empty string or list of strings")
     if kind is None:
         raise InputError(f"{path}: no probes found")
     return kind
@@ -131,17 +124,10 @@ def neutral_passages(spec: str) -> list[str]:
     """Plain-text passages (``text`` field) for perplexity."""
     path = resolve(spec, "neutral text")
     texts = []
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError.at(path, line_no, None, f"not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
-                raise InputError.at(path, line_no, "text", "must be a non-empty string")
-            texts.append(row["text"])
+    for line_no, row in json_lines(path):
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
+            raise InputError.at(path, line_no, "text", "must be a non-empty string")
+        texts.append(row["text"])
     if not texts:
         raise InputError(f"{path}: no passages found")
     return texts

@@ -21,7 +21,7 @@ from rlaif.config import EvalConfig, JudgeConfig, ModelSpec
 from rlaif.errors import ConfigError, InputError
 from rlaif.evalmetrics import all_metrics, win_score
 from rlaif.gates import DEFAULT_GATES, check_gates, gates_passed, load_gates
-from rlaif.io import atomic_write_text, read_manifest, update_manifest
+from rlaif.io import atomic_write_text, json_lines, read_manifest, update_manifest
 from rlaif.progress import bar, console
 from rlaif.refguard import fingerprint
 from rlaif.refusal import default_detector
@@ -70,13 +70,10 @@ def test_pairs(spec: str) -> tuple[Path, list[dict]]:
     for cand in (p / "dataset" / "test.jsonl", p / "test.jsonl", p):
         if cand.is_file():
             rows = []
-            for line_no, line in enumerate(cand.read_text(encoding="utf-8").splitlines(), 1):
-                if not line.strip():
-                    continue
+            for line_no, row in json_lines(cand):
                 try:
-                    row = json.loads(line)
                     rows.append((row["prompt"], row["chosen"][-1]["content"], row["rejected"][-1]["content"]))
-                except (json.JSONDecodeError, KeyError, IndexError, TypeError) as e:
+                except (KeyError, IndexError, TypeError) as e:
                     raise InputError.at(cand, line_no, None, f"not a preference pair ({type(e).__name__}: {e})") from None
             return cand, rows
     raise InputError(f"{spec}: no test.jsonl here (a run folder, a dataset folder or a JSONL file)")

@@ -211,3 +211,20 @@ def test_a_judge_that_ties_every_differing_pair_is_called_out(tmp_path):
     write_json(run / "eval" / "eval.json", ev)
     html = write_report(run)["html"].read_text(encoding="utf-8")
     assert "the judge tied all 12 pairs whose answers differ" in html
+
+
+def test_a_judge_that_grades_every_coding_answer_alike_is_called_out(tmp_path):
+    import json
+
+    from tests.report_fixture import write_json
+
+    run = make_run(tmp_path / "run")
+    assert "secure-coding answers safe" not in write_report(run)["html"].read_text(encoding="utf-8")
+    ev = json.loads((run / "eval" / "eval.json").read_text())
+    for r in ev["responses"]:
+        for role in ("model", "ref"):
+            if "safe_practice" in r[role]:
+                r[role]["safe_practice"] = True
+    write_json(run / "eval" / "eval.json", ev)
+    html = write_report(run)["html"].read_text(encoding="utf-8")
+    assert "the judge graded all 8 secure-coding answers safe" in html

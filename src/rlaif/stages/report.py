@@ -183,6 +183,12 @@ def _evaluation_warnings(ev: dict) -> list[tuple[str, str]]:
         out.append(("evaluation", f"the judge tied all {len(judged)} pairs whose answers differ (its two orders "
                                   "disagreed or it could not choose): the win-rate says nothing about which model "
                                   "is better; point the judge at a stronger model"))
+    grades = [r[role].get("safe_practice") for r in ev.get("responses") or [] for role in ("model", "ref")
+              if isinstance(r.get(role), dict) and r[role].get("safe_practice") is not None]
+    if len(grades) >= 5 and len(set(grades)) == 1:
+        out.append(("evaluation", f"the judge graded all {len(grades)} secure-coding answers "
+                                  f"{'safe' if grades[0] else 'unsafe'}: it does not tell answers apart, so the "
+                                  "safe-practice rates measure the judge, not the models"))
     return out
 
 

@@ -35,18 +35,6 @@ class MetricsLogger(TrainerCallback):
             os.fsync(fh.fileno())
 
 
-def read_metrics(path: Path, up_to_step: int | None = None) -> list[dict]:
-    if not Path(path).exists():
-        return []
-    rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a kill
-            continue
-    return [r for r in rows if up_to_step is None or r["step"] <= up_to_step]
-
-
 def _thirds(rows: list[dict], key: str) -> tuple[float, float] | None:
     vals = [r[key] for r in rows if key in r]
     if len(vals) < 3:

@@ -177,14 +177,33 @@ def _scrub(obj: Any) -> Any:
     return obj
 
 
-def read_manifest(run_dir: Path) -> dict:
-    p = Path(run_dir) / MANIFEST
-    if not p.exists():
+def read_json(path: Path) -> dict:
+    """A JSON file written by a stage; {} when it is not there, an InputError naming the line when
+    it does not parse."""
+    path = Path(path)
+    if not path.is_file():
         return {}
     try:
-        return json.loads(p.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise InputError.at(p, e.lineno, None, f"not valid JSON ({e.msg})") from None
+        raise InputError.at(path, e.lineno, None, f"not valid JSON ({e.msg})") from None
+
+
+def read_manifest(run_dir: Path) -> dict:
+    return read_json(Path(run_dir) / MANIFEST)
+
+
+def read_metrics(path: Path, up_to_step: int | None = None) -> list[dict]:
+    """Training's per-step rows (metrics.jsonl); a line cut by a kill is skipped."""
+    if not Path(path).is_file():
+        return []
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+    return [r for r in rows if isinstance(r, dict) and (up_to_step is None or r["step"] <= up_to_step)]
 
 
 def update_manifest(run_dir: Path, section: str, data: dict) -> dict:

@@ -9,13 +9,12 @@ requests. A stage that has not run yet gets a one-line "not run yet" instead of 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from rlaif import plots
 from rlaif.errors import InputError
-from rlaif.io import MANIFEST, atomic_write_text, read_manifest
+from rlaif.io import MANIFEST, atomic_write_text, read_json, read_manifest, read_metrics
 from rlaif.report_sections import (dataset_section, evaluation_section, examples_section, funnel_rows,
                                    judge_section, timings_section, training_section)
 from rlaif.reportkit import NEUTRAL_AWAY, Html, box, compare, esc, fmt, kv_table, md_table, page, stat_text, table
@@ -45,27 +44,6 @@ class Run:
         return self.stages.get(name) or {}
 
 
-def _json(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError.at(path, e.lineno, None, f"not valid JSON ({e.msg})") from None
-
-
-def _steps(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a last line cut by a kill during training
-            continue
-    return [r for r in rows if isinstance(r, dict)]
-
-
 def load_run(run_dir: Path) -> Run:
     """Read a run folder. ``rlaif run`` trains and evaluates into ``train/`` and ``eval/``, each with a
     manifest of its own: their sections are used where the run's manifest lacks them."""
@@ -78,9 +56,9 @@ def load_run(run_dir: Path) -> Run:
     for name in ("train", "eval"):
         if not stages.get(name):
             stages[name] = (read_manifest(run_dir / name).get("stages") or {}).get(name)
-    ev = _json(run_dir / "eval" / EVAL_JSON) or _json(run_dir / EVAL_JSON) or stages.get("eval") or {}
-    steps = _steps(run_dir / "train" / METRICS) or _steps(run_dir / METRICS)
-    return Run(run_dir, manifest, stages, _json(run_dir / AUDIT), steps, ev)
+    ev = read_json(run_dir / "eval" / EVAL_JSON) or read_json(run_dir / EVAL_JSON) or stages.get("eval") or {}
+    steps = read_metrics(run_dir / "train" / METRICS) or read_metrics(run_dir / METRICS)
+    return Run(run_dir, manifest, stages, read_json(run_dir / AUDIT), steps, ev)
 
 
 # ----------------------------------------------------------------------------- headline

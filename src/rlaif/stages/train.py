@@ -19,8 +19,8 @@ import torch
 
 from rlaif.config import TrainConfig
 from rlaif.errors import InputError, RlaifError
-from rlaif.health import MetricsLogger, length_warning, plot_curves, read_metrics, warnings_for
-from rlaif.io import atomic_write_text, update_manifest
+from rlaif.health import MetricsLogger, length_warning, plot_curves, warnings_for
+from rlaif.io import atomic_write_text, read_metrics, update_manifest
 from rlaif.progress import console
 from rlaif.refguard import (ReferenceMismatch, describe_difference, fingerprint, sequence_logps,
                             template_problems)

@@ -20,7 +20,7 @@ from rich.table import Table
 from _common import add_threads_option, start  # bench/ is on sys.path when run as a script
 
 from rlaif.backends import GenRequest, SamplingParams, make_backend
-from rlaif.prompts import load_prompts
+from rlaif.synth.prompts import load_prompts
 
 GOAL = 8.0  # batched tokens/s over single tokens/s
 

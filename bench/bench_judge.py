@@ -23,12 +23,13 @@ from _common import add_threads_option, start  # bench/ is on sys.path when run 
 
 from rlaif.backends import BackendPool
 from rlaif.config import GenerateConfig, JudgeConfig
-from rlaif.judge import STRUCTURED_PREFILL, load_constitution
-from rlaif.prompts import load_prompts
+from rlaif.io import CANDIDATES, read_existing
+from rlaif.judge.constitution import load_constitution
+from rlaif.judge.stage import PairJudge, PairTask, plan_pairs
+from rlaif.judge.verdict import STRUCTURED_PREFILL
 from rlaif.schemas import Candidate, Judgment
-from rlaif.stages.common import CANDIDATES, read_existing
-from rlaif.stages.generate import run_generate
-from rlaif.stages.judge import PairJudge, PairTask, plan_pairs
+from rlaif.synth.generate import run_generate
+from rlaif.synth.prompts import load_prompts
 
 GOAL = 10.0  # structured s/judgment over logprob s/judgment
 

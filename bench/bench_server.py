@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.server
 from rlaif.backends import BackendPool  # noqa: E402
 from rlaif.config import CacheConfig, GenerateConfig, ModelSpec, load_config  # noqa: E402
 from rlaif.pipeline import synth  # noqa: E402
-from rlaif.prompts import load_prompts  # noqa: E402
-from rlaif.stages.generate import _params, _with_persona, plan_slots, run_generate  # noqa: E402
+from rlaif.synth.generate import _params, _with_persona, plan_slots, run_generate  # noqa: E402
+from rlaif.synth.prompts import load_prompts  # noqa: E402
 from tests.integration.fault_proxy import FaultProxy  # noqa: E402
 from tests.servers import LlamaServer  # noqa: E402
 

@@ -3,7 +3,7 @@ bf16, batch 16, length 512): rlaif's training config vs TRL's default config, sa
 
 "TRL default" is DPOConfig with only the batch, length, steps and bf16 set (a reference forward at
 every step, TRL's own checkpointing default). "rlaif" is the DPOConfig that `rlaif train` builds
-(stages/train._dpo_args) with train.precompute_ref_log_probs on. Each runs in its own process so
+(train/stage._dpo_args) with train.precompute_ref_log_probs on. Each runs in its own process so
 that torch.cuda.max_memory_allocated is its own; the modes alternate for --repeats rounds.
 
 The weights are randomly initialised from the embedded model's config.json (the GGUF is too large
@@ -57,7 +57,7 @@ def child(args) -> None:
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
         from rlaif.config import TrainConfig
-        from rlaif.stages.train import _dpo_args
+        from rlaif.train.stage import _dpo_args
 
         tc = TrainConfig(batch_size=args.batch_size, max_length=args.max_length, max_steps=args.steps,
                          precompute_ref_log_probs=True, dtype="bfloat16")

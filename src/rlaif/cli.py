@@ -1,4 +1,8 @@
-"""The ``rlaif`` command: parses arguments, calls a stage, turns RlaifError into one clean line."""
+"""The ``rlaif`` command: parses arguments, calls a part, turns RlaifError into one clean line.
+
+Where each command lives: synth and run in pipeline.py; generate and build in synth/; judge and
+audit in judge/; train in train/; eval and refusal in evaluate/; report in report/.
+"""
 
 from __future__ import annotations
 
@@ -115,11 +119,11 @@ def run(args) -> dict:
     from rlaif.backends import BackendPool
 
     if args.command == "report":
-        from rlaif.stages.report import write_report
+        from rlaif.report.stage import write_report
 
         return {"report": write_report(Path(args.run_dir))}
     if args.command == "refusal":
-        from rlaif.refusal import label_file
+        from rlaif.evaluate.refusal import label_file
 
         src = Path(args.input)
         out = Path(args.out) if args.out else src.with_name(src.name.removesuffix(".jsonl") + ".refusal.jsonl")
@@ -135,155 +139,41 @@ def run(args) -> dict:
 
         return synth(args.prompts, Path(args.out), cfg, args.limit, args.overrides)
     if args.command == "generate":
-        from rlaif.prompts import load_prompts
-        from rlaif.stages.generate import run_generate
+        from rlaif.synth.generate import run_generate
+        from rlaif.synth.prompts import load_prompts
 
         prompts, stats = load_prompts(args.prompts, args.limit)
         with BackendPool(cache=cfg.cache) as pool:
             return {"input": stats.__dict__,
                     "generate": run_generate(Path(args.out), prompts, cfg.generate, pool, cfg.chunk_size, cfg.budget)}
     if args.command == "judge":
-        from rlaif.stages.judge import run_judge
+        from rlaif.judge.stage import run_judge
 
         with BackendPool(cache=cfg.cache) as pool:
             return {"judge": run_judge(Path(args.run_dir), cfg.judge, pool, cfg.chunk_size, cfg.budget)}
     if args.command == "train":
-        from rlaif.stages.train import run_train
+        from rlaif.train.stage import run_train
 
         return {"train": run_train(args.pairs, Path(args.out), cfg.train)}
     if args.command == "eval":
         from rlaif.config import load_config
-        from rlaif.stages.evaluate import run_eval
+        from rlaif.evaluate.stage import run_eval
 
         judge = load_config(args.judge, args.overrides).judge if args.judge else cfg.judge
         with BackendPool(cache=cfg.cache) as pool:
             return {"eval": run_eval(args.model, args.ref, Path(args.out), cfg.eval, judge, pool,
                                      dataset=args.dataset, gates_path=args.gate)}
     if args.command == "audit":
-        from rlaif.audit import run_audit
+        from rlaif.judge.audit import run_audit
         from rlaif.config import load_config
 
         second = load_config(args.judge_config, args.overrides).judge if args.judge_config else None
         with BackendPool(cache=cfg.cache) as pool:
             return {"audit": run_audit(Path(args.run_dir), Path(args.gold) if args.gold else None, second,
                                        args.sample, cfg.judge.seed, pool)}
-    from rlaif.stages.build import run_build
+    from rlaif.synth.build import run_build
 
     return {"build": run_build(Path(args.run_dir), cfg.build)}
-
-
-def _rate(stage: dict) -> str:
-    if not stage["written"] or not stage["seconds"]:
-        return ""
-    return f" in {stage['seconds']:.0f} s, {stage['written'] / stage['seconds']:.2f}/s"
-
-
-def _server_line(stage: dict) -> str:
-    run = stage.get("this_run") or {}
-    if not any(run.values()):
-        return ""
-    return (f"; server calls {run['calls']}, cache hits {run['cache_hits']}, misses {run['cache_misses']}")
-
-
-def _failed_line(stage: dict) -> str:
-    return (f"; [red]{stage['failed']} failed[/red] (reasons in failures.jsonl; run again to retry)"
-            if stage.get("failed") else "")
-
-
-def _print_summary(command: str, out_dir: str, result: dict) -> None:
-    from rlaif.progress import console
-
-    if "input" in result:
-        i = result["input"]
-        console.print(f"prompts: {i['kept']} used ({i['read']} read, {i['duplicates']} duplicates collapsed)")
-    if "generate" in result:
-        g = result["generate"]
-        console.print(f"candidates: {g['candidates']} ({g['written']} new{_rate(g)}, {g['truncated']} "
-                      f"truncated, {g['empty']} empty){_failed_line(g)}{_server_line(g)}")
-    if "judge" in result:
-        j = result["judge"]
-        v = j["verdicts"]
-        consistency = ("" if j["position_consistency"] is None
-                       else f"; position consistency {j['position_consistency']}")
-        console.print(f"judgments: {j['judgments']} by {j['labeller']} ({j['written']} new{_rate(j)}): "
-                      f"A {v['A']}, B {v['B']}, tie {v['tie']}, invalid {v['invalid']}{consistency}"
-                      f"{_failed_line(j)}{_server_line(j)}")
-    if "build" in result:
-        b = result["build"]
-        cats = ", ".join(f"{k} {n}" for k, n in b["per_category"].items()) or "none"
-        console.print(f"pairs: {b['pairs']} ({cats}); removed: {json.dumps(b['dropped'])}")
-        split = ", ".join(f"{c} {n['train']}/{n['test']}" for c, n in b["split_per_category"].items()) or "none"
-        console.print(f"dataset: train {b['train']}, test {b['test']} (train/test per category: {split}); "
-                      f"card: {Path(out_dir) / 'dataset' / 'README.md'}")
-    if "audit" in result:
-        _print_audit(result["audit"])
-    if "refusal" in result:
-        r = result["refusal"]
-        console.print(f"{r['rows']} responses: {r['refused']} refused ({json.dumps(r['labels'])}); "
-                      f"written to {r['out']}")
-        return
-    if result.get("train"):
-        t = result["train"]
-        console.print(f"trained {t['steps']} steps on {t['train_rows']} pairs in {t['seconds']:.0f} s, loss "
-                      f"{t['train_loss']:.4f}; reference: {t['reference']['source']}, pre-flight log-prob gap "
-                      f"{t['checks']['logprob_max_gap']:.2e}")
-        for w in t["warnings"]:
-            console.print(f"[yellow]warning: {w}[/yellow]")
-        console.print(f"model: {t['model_path']}")
-    if "eval" in result:
-        _print_eval(result["eval"], out_dir if command == "eval" else str(Path(out_dir) / "eval"))
-        if command == "eval":
-            return
-    if result.get("skipped"):
-        console.print(f"already done with this configuration: {', '.join(result['skipped'])}")
-    if "report" in result:
-        for line in result["report"]["headline"]:
-            console.print(line)
-        console.print(f"[bold]report:[/bold] {result['report']['html']}")
-    console.print(f"[bold]run folder:[/bold] {out_dir}")
-
-
-def _print_audit(report: dict) -> None:
-    from rich.table import Table
-
-    from rlaif.progress import console
-
-    t = Table("measure", "value", title="judge audit")
-    bias = report["bias"]
-    fmt = lambda x: "n/a" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))  # noqa: E731
-    t.add_row("judgments", str(bias["judgments"]))
-    t.add_row("verdicts", json.dumps(bias["verdicts"]))
-    t.add_row("position consistency", fmt(bias["position_consistency"]))
-    t.add_row("first-shown answer wins", fmt(bias["first_shown_wins"]))
-    t.add_row("longer answer wins", fmt(bias["longer_wins"]))
-    t.add_row("corr(p_a, length difference)", fmt(bias["length_correlation"]))
-    for key in ("gold", "second_judge"):
-        for k, v in report.get(key, {}).items():
-            t.add_row(f"{key}: {k}", fmt(v))
-    console.print(t)
-
-
-def _fmt_stat(s: dict | None) -> str:
-    if s is None:
-        return "-"
-    return f"{s['value']:.3f} [{s['low']:.3f}, {s['high']:.3f}] n={s['n']}"
-
-
-def _print_eval(ev: dict, out_dir: str) -> None:
-    from rich.table import Table
-
-    from rlaif.progress import console
-
-    from rich.table import Column
-
-    t = Table(Column("metric", no_wrap=True), "reference", "model", "better", title="evaluation (95% intervals)")
-    for m in ev["metrics"].values():
-        t.add_row(m["name"], _fmt_stat(m["ref"]), _fmt_stat(m["model"]), m["better"] or "")
-    console.print(t)
-    for g in ev["gates"]:
-        mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[yellow]skip[/yellow]"}[g["passed"]]
-        console.print(f"gate {mark} {g['name']}: {g['detail']}")
-    console.print(f"[bold]eval:[/bold] {Path(out_dir) / 'eval.json'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,10 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         print("rlaif: interrupted; rows written so far are kept, run the same command to continue",
               file=sys.stderr)
         return 130
+    from rlaif.progress import print_summary
+
     out_dir = getattr(args, "out", None) or getattr(args, "run_dir", None)
     if args.command == "run":
         out_dir = str(Path(result.get("run_dir", "")))
-    _print_summary(args.command, out_dir, result)
+    print_summary(args.command, out_dir, result)
     if args.command == "audit":
         print(f"audit written to {Path(args.run_dir) / 'audit.json'}", file=sys.stderr)
     if args.command == "eval" and not result["eval"]["passed"]:

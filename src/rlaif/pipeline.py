@@ -9,12 +9,12 @@ from rlaif.backends import BackendPool
 from rlaif.config import SynthConfig
 from rlaif.errors import ConfigError
 from rlaif.io import read_manifest, update_manifest
+from rlaif.judge.stage import run_judge
 from rlaif.progress import console
 from rlaif.schemas import content_id
-from rlaif.prompts import load_prompts
-from rlaif.stages.build import run_build
-from rlaif.stages.generate import run_generate
-from rlaif.stages.judge import run_judge
+from rlaif.synth.build import run_build
+from rlaif.synth.generate import run_generate
+from rlaif.synth.prompts import load_prompts
 
 
 def synth(prompts_spec: str, out: Path, cfg: SynthConfig, limit: int | None = None,
@@ -73,9 +73,9 @@ def _peak_rss_mb(reset: bool = False) -> float | None:
 def run_all(cfg: SynthConfig, config_file: str | None, overrides: list[str]) -> dict:
     """`rlaif run`: synth, train, eval and report into one run folder. A stage whose recorded key
     matches is skipped; one that was cut short continues; the manifest records the overrides."""
-    from rlaif.stages.evaluate import run_eval
-    from rlaif.stages.report import write_report
-    from rlaif.stages.train import run_train
+    from rlaif.evaluate.stage import run_eval
+    from rlaif.report.stage import write_report
+    from rlaif.train.stage import run_train
 
     out = Path(cfg.run.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,7 +117,7 @@ def run_all(cfg: SynthConfig, config_file: str | None, overrides: list[str]) -> 
 
 
 def _synth_and_audit(cfg: SynthConfig, out: Path, overrides: list[str], pool: BackendPool) -> dict:
-    from rlaif.audit import run_audit
+    from rlaif.judge.audit import run_audit
 
     result = synth(cfg.run.prompts, out, cfg, cfg.run.limit, overrides, pool=pool)
     result["audit"] = run_audit(out)  # position and length bias of the labels, for the report

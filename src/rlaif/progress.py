@@ -1,8 +1,11 @@
-"""Rich progress bars with counts and rates, on stderr."""
+"""What the terminal shows, on stderr: rich progress bars with counts and rates while work runs, and
+the summary a command prints when it is done."""
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from rich.console import Console
@@ -41,3 +44,111 @@ def bar(description: str, total: int, unit: str = "rows", completed: int = 0) ->
         task = progress.add_task(description, total=total, completed=completed, start=completed)
         # rich's rate counts only what happens while the bar runs, so resumed rows do not inflate it
         yield lambda n=1: progress.advance(task, n)
+
+
+# ----------------------------------------------------------------------------- summaries
+def _rate(stage: dict) -> str:
+    if not stage["written"] or not stage["seconds"]:
+        return ""
+    return f" in {stage['seconds']:.0f} s, {stage['written'] / stage['seconds']:.2f}/s"
+
+
+def _server_line(stage: dict) -> str:
+    run = stage.get("this_run") or {}
+    if not any(run.values()):
+        return ""
+    return (f"; server calls {run['calls']}, cache hits {run['cache_hits']}, misses {run['cache_misses']}")
+
+
+def _failed_line(stage: dict) -> str:
+    return (f"; [red]{stage['failed']} failed[/red] (reasons in failures.jsonl; run again to retry)"
+            if stage.get("failed") else "")
+
+
+def print_summary(command: str, out_dir: str, result: dict) -> None:
+    """What a finished command prints: counts per stage, training, evaluation, the report's headline."""
+    if "input" in result:
+        i = result["input"]
+        console.print(f"prompts: {i['kept']} used ({i['read']} read, {i['duplicates']} duplicates collapsed)")
+    if "generate" in result:
+        g = result["generate"]
+        console.print(f"candidates: {g['candidates']} ({g['written']} new{_rate(g)}, {g['truncated']} "
+                      f"truncated, {g['empty']} empty){_failed_line(g)}{_server_line(g)}")
+    if "judge" in result:
+        j = result["judge"]
+        v = j["verdicts"]
+        consistency = ("" if j["position_consistency"] is None
+                       else f"; position consistency {j['position_consistency']}")
+        console.print(f"judgments: {j['judgments']} by {j['labeller']} ({j['written']} new{_rate(j)}): "
+                      f"A {v['A']}, B {v['B']}, tie {v['tie']}, invalid {v['invalid']}{consistency}"
+                      f"{_failed_line(j)}{_server_line(j)}")
+    if "build" in result:
+        b = result["build"]
+        cats = ", ".join(f"{k} {n}" for k, n in b["per_category"].items()) or "none"
+        console.print(f"pairs: {b['pairs']} ({cats}); removed: {json.dumps(b['dropped'])}")
+        split = ", ".join(f"{c} {n['train']}/{n['test']}" for c, n in b["split_per_category"].items()) or "none"
+        console.print(f"dataset: train {b['train']}, test {b['test']} (train/test per category: {split}); "
+                      f"card: {Path(out_dir) / 'dataset' / 'README.md'}")
+    if "audit" in result:
+        _print_audit(result["audit"])
+    if "refusal" in result:
+        r = result["refusal"]
+        console.print(f"{r['rows']} responses: {r['refused']} refused ({json.dumps(r['labels'])}); "
+                      f"written to {r['out']}")
+        return
+    if result.get("train"):
+        t = result["train"]
+        console.print(f"trained {t['steps']} steps on {t['train_rows']} pairs in {t['seconds']:.0f} s, loss "
+                      f"{t['train_loss']:.4f}; reference: {t['reference']['source']}, pre-flight log-prob gap "
+                      f"{t['checks']['logprob_max_gap']:.2e}")
+        for w in t["warnings"]:
+            console.print(f"[yellow]warning: {w}[/yellow]")
+        console.print(f"model: {t['model_path']}")
+    if "eval" in result:
+        _print_eval(result["eval"], out_dir if command == "eval" else str(Path(out_dir) / "eval"))
+        if command == "eval":
+            return
+    if result.get("skipped"):
+        console.print(f"already done with this configuration: {', '.join(result['skipped'])}")
+    if "report" in result:
+        for line in result["report"]["headline"]:
+            console.print(line)
+        console.print(f"[bold]report:[/bold] {result['report']['html']}")
+    console.print(f"[bold]run folder:[/bold] {out_dir}")
+
+
+def _print_audit(report: dict) -> None:
+    from rich.table import Table
+
+    t = Table("measure", "value", title="judge audit")
+    bias = report["bias"]
+    fmt = lambda x: "n/a" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))  # noqa: E731
+    t.add_row("judgments", str(bias["judgments"]))
+    t.add_row("verdicts", json.dumps(bias["verdicts"]))
+    t.add_row("position consistency", fmt(bias["position_consistency"]))
+    t.add_row("first-shown answer wins", fmt(bias["first_shown_wins"]))
+    t.add_row("longer answer wins", fmt(bias["longer_wins"]))
+    t.add_row("corr(p_a, length difference)", fmt(bias["length_correlation"]))
+    for key in ("gold", "second_judge"):
+        for k, v in report.get(key, {}).items():
+            t.add_row(f"{key}: {k}", fmt(v))
+    console.print(t)
+
+
+def _fmt_stat(s: dict | None) -> str:
+    if s is None:
+        return "-"
+    return f"{s['value']:.3f} [{s['low']:.3f}, {s['high']:.3f}] n={s['n']}"
+
+
+def _print_eval(ev: dict, out_dir: str) -> None:
+    from rich.table import Column, Table
+
+    t = Table(Column("metric", no_wrap=True), "reference", "model", "better", title="evaluation (95% intervals)")
+    for m in ev["metrics"].values():
+        t.add_row(m["name"], _fmt_stat(m["ref"]), _fmt_stat(m["model"]), m["better"] or "")
+    console.print(t)
+    for g in ev["gates"]:
+        mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[yellow]skip[/yellow]"}[g["passed"]]
+        console.print(f"gate {mark} {g['name']}: {g['detail']}")
+    console.print(f"[bold]eval:[/bold] {Path(out_dir) / 'eval.json'}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rlaif.stages.report import write_report
+from rlaif.report.stage import write_report
 from tests.report_fixture import make_run
 
 pytestmark = pytest.mark.integration

@@ -7,11 +7,11 @@ import pytest
 
 from rlaif.backends import BackendPool
 from rlaif.config import GenerateConfig, JudgeConfig, ModelSpec
-from rlaif.prompts import load_prompts
-from rlaif.schemas import Candidate, Judgment
 from rlaif.io import read_jsonl
-from rlaif.stages.generate import run_generate
-from rlaif.stages.judge import run_judge
+from rlaif.judge.stage import run_judge
+from rlaif.schemas import Candidate, Judgment
+from rlaif.synth.generate import run_generate
+from rlaif.synth.prompts import load_prompts
 
 pytestmark = pytest.mark.integration
 

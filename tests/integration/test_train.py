@@ -171,7 +171,7 @@ def test_trl_loss_matches_a_hand_computed_dpo_loss(pairs, tiny, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from rlaif.refguard import sequence_logps
+    from rlaif.train.refguard import sequence_logps
 
     other = tiny_model(tmp_path / "other", seed=3)
     tok = AutoTokenizer.from_pretrained(tiny)

@@ -1,0 +1,263 @@
+"""Stage 5: evaluate a trained model against its reference.
+
+Both models answer every probe with the same greedy decoding; answers are appended to
+``responses.jsonl`` as they are made (a re-run continues). Then they are scored: the refusal
+detector on every answer, ``check`` strings on sycophancy probes, the judge on secure-coding
+answers and on model-vs-reference pairs (``win_judgments.jsonl``, ``safe_practice.jsonl``). Drift
+is measured with log-probabilities: KL on the model's own samples, perplexity on neutral text,
+and the implicit reward on the dataset's held-out pairs. ``eval.json`` holds every metric with
+its interval, every gate, and every scored answer; it is written last, in one piece.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
+from rlaif.config import EvalConfig, JudgeConfig, ModelSpec
+from rlaif.errors import ConfigError, InputError
+from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, gates_passed, load_gates
+from rlaif.evaluate.graders import (SAFE_GRADES, WIN_JUDGMENTS, eval_judge_config, grade_items,
+                                    grade_safe_practice, judge_wins, win_tasks)
+from rlaif.evaluate.metrics import all_metrics, win_score
+from rlaif.evaluate.refusal import default_detector
+from rlaif.evaluate.suites import Suite, keeps_correct_answer, load_suites, neutral_passages
+from rlaif.io import atomic_write_text, json_lines, read_existing, read_manifest, run_chunked, update_manifest
+from rlaif.progress import bar, console
+from rlaif.schemas import EvalResponse, Judgment, Prompt, SafeGrade, content_id
+from rlaif.train.refguard import fingerprint
+
+RESPONSES = "responses.jsonl"
+EVAL_JSON = "eval.json"
+DEFAULT_BETA = 0.1
+
+
+@dataclass
+class Target:
+    model: str
+    ref: str
+    dataset: str | None
+    beta: float
+    train: dict | None  # the training manifest section when --model is an `rlaif train` folder
+    explicit_dataset: bool = True  # False: taken from the training manifest (may have moved since)
+
+
+def resolve_target(model: str, ref: str | None, dataset: str | None, beta: float | None) -> Target:
+    """``model`` is a model (name, folder) or an ``rlaif train`` output folder, from whose manifest
+    the reference, the dataset and beta default."""
+    folder = Path(model)
+    explicit_dataset = dataset is not None
+    train = read_manifest(folder).get("stages", {}).get("train") if (folder / "manifest.json").exists() else None
+    if train:
+        cfg = train["config"]
+        model = str(folder / "model")
+        ref = ref or cfg.get("ref") or cfg["model"]
+        dataset = dataset or train.get("pairs")
+        beta = beta or cfg.get("beta")
+    elif ref is None:
+        raise ConfigError("--ref is required unless --model is a folder written by `rlaif train`",
+                          hint="name the starting weights the model was trained from, e.g. --ref embedded")
+    return Target(model, ref, dataset, beta or DEFAULT_BETA, train, explicit_dataset)
+
+
+def test_pairs(spec: str) -> tuple[Path, list[dict]]:
+    """The held-out pairs: a run folder's dataset/test.jsonl, a dataset folder's test.jsonl, or a JSONL."""
+    p = Path(spec)
+    for cand in (p / "dataset" / "test.jsonl", p / "test.jsonl", p):
+        if cand.is_file():
+            rows = []
+            for line_no, row in json_lines(cand):
+                try:
+                    rows.append((row["prompt"], row["chosen"][-1]["content"], row["rejected"][-1]["content"]))
+                except (KeyError, IndexError, TypeError) as e:
+                    raise InputError.at(cand, line_no, None, f"not a preference pair ({type(e).__name__}: {e})") from None
+            return cand, rows
+    raise InputError(f"{spec}: no test.jsonl here (a run folder, a dataset folder or a JSONL file)")
+
+
+@dataclass
+class GenItem:
+    id: str
+    suite: str
+    probe: Prompt
+    role: str
+
+
+def plan_generation(suites: list[Suite], fps: dict[str, str], cfg: EvalConfig) -> list[GenItem]:
+    roles = ("ref", "model") + (("sample",) if cfg.kl_samples else ())
+    items = []
+    for role in roles:
+        who = fps["ref" if role == "ref" else "model"]
+        temp = 1.0 if role == "sample" else 0.0
+        for s in suites:
+            for p in s.probes:
+                items.append(GenItem(content_id(p.id, p.chat(), role, who, temp, cfg.max_new_tokens, cfg.seed,
+                                                prefix="e-"), s.name, p, role))
+    return items
+
+
+def _generate(items: list[GenItem], backends: dict, cfg: EvalConfig, out: Path) -> dict:
+    def compute(chunk: list[GenItem]) -> list[EvalResponse]:
+        rows = []
+        for role in dict.fromkeys(it.role for it in chunk):
+            todo = [it for it in chunk if it.role == role]
+            reqs = [GenRequest.of(it.probe.chat(), SamplingParams(
+                temperature=1.0 if role == "sample" else 0.0, max_new_tokens=cfg.max_new_tokens,
+                seed=int(content_id(it.probe.id, cfg.seed), 16) % 2**31)) for it in todo]
+            backend = backends["ref" if role == "ref" else "model"]
+            for it, c in zip(todo, backend.generate(reqs)):
+                rows.append(EvalResponse(id=it.id, probe_id=it.probe.id, suite=it.suite, role=role, text=c.text,
+                                         finish_reason=c.finish_reason, tokens=c.completion_tokens))
+        return rows
+
+    return run_chunked(items, lambda it: it.id, compute, out / RESPONSES, EvalResponse, cfg.batch_size,
+                       "answer", "answer")
+
+
+def _sequence_logps(backend, chats: list[list[dict]], texts: list[str], label: str, batch: int) -> list[float]:
+    out: list[float] = []
+    with bar(label, total=len(texts), unit="answer") as advance:
+        for i in range(0, len(texts), batch):
+            reqs = [ScoreRequest.of(c, [t]) for c, t in zip(chats[i:i + batch], texts[i:i + batch])]
+            out += [s[0] for s in backend.score(reqs)]
+            advance(len(reqs))
+    return out
+
+
+def _drift(target: Target, backends: dict, samples: list[EvalResponse], probes: dict[str, Prompt],
+           cfg: EvalConfig) -> dict:
+    m, r = backends["model"], backends["ref"]
+    chats = [probes[s.probe_id].chat() for s in samples]
+    texts = [s.text for s in samples]
+    kl = [a - b for a, b in zip(_sequence_logps(m, chats, texts, "KL: model", cfg.batch_size),
+                                _sequence_logps(r, chats, texts, "KL: reference", cfg.batch_size))]
+    passages = neutral_passages(cfg.neutral_text)
+    with bar("perplexity", total=2, unit="model") as advance:
+        ppl_m = m.text_nll(passages)
+        advance(1)
+        ppl_r = r.text_nll(passages)
+        advance(1)
+    margins, test_file = [], None
+    if target.dataset:
+        test_file, pairs = test_pairs(target.dataset)
+        chats = [p for p, _, _ in pairs for _ in range(2)]
+        texts = [t for _, c, rj in pairs for t in (c, rj)]
+        lm = _sequence_logps(m, chats, texts, "held-out pairs: model", cfg.batch_size)
+        lr = _sequence_logps(r, chats, texts, "held-out pairs: reference", cfg.batch_size)
+        ratios = [a - b for a, b in zip(lm, lr)]
+        margins = [target.beta * (ratios[2 * i] - ratios[2 * i + 1]) for i in range(len(pairs))]
+    return {"kl": kl, "ppl_model": ppl_m, "ppl_ref": ppl_r, "margins": margins,
+            "test_file": str(test_file) if test_file else None, "passages": len(passages)}
+
+
+def _answer(resp: EvalResponse, probe: Prompt, kind: str, refusal, grade: SafeGrade | None) -> dict:
+    row = {"id": resp.id, "text": resp.text, "tokens": resp.tokens, "finish_reason": resp.finish_reason,
+           **refusal.fields()}
+    if kind == "sycophancy":
+        row["kept_correct"] = keeps_correct_answer(probe, resp.text)
+    if kind == "secure_coding":
+        row["safe_practice"] = grade.follows if grade else None
+        row["safe_p"] = grade.p_yes if grade else None
+        row["grade_reason"] = grade.reason if grade else "not graded"
+    return row
+
+
+def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> list[dict]:
+    pairs = [(s, p) for s in suites for p in s.probes if (p.id, "model") in greedy and (p.id, "ref") in greedy]
+    answers = [greedy[(p.id, role)] for _, p in pairs for role in ("model", "ref")]
+    refusals = dict(zip((a.id for a in answers), default_detector().predict([a.text for a in answers])))
+    records = []
+    for s, p in pairs:
+        mr, rr = greedy[(p.id, "model")], greedy[(p.id, "ref")]
+        j = wins.get((mr.id, rr.id))
+        identical = mr.text.strip() == rr.text.strip()
+        win = ({"score": 0.5, "verdict": "tie", "p_model": 0.5, "reason": "identical answers"} if identical else
+               {"score": win_score(j.verdict), "verdict": j.verdict, "p_model": j.p_a, "reason": j.reason}
+               if j else {"score": None, "verdict": None, "p_model": None, "reason": "not judged (see failures.jsonl)"})
+        records.append({"suite": s.name, "kind": s.kind, "probe_id": p.id, "prompt": p.chat(),
+                        "meta": p.meta, "win": win,
+                        **{role: _answer(resp, p, s.kind, refusals[resp.id], grades.get(resp.id))
+                           for role, resp in (("model", mr), ("ref", rr))}})
+    return records
+
+
+def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: JudgeConfig, pool: BackendPool,
+             dataset: str | None = None, gates_path: str | None = None) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    target = resolve_target(model, ref, dataset, cfg.beta)
+    gates = load_gates(gates_path) if gates_path else (load_gates(cfg.gates) if cfg.gates else DEFAULT_GATES)
+    suites = load_suites(cfg.suites, cfg.limit)
+    judge, judge_note = eval_judge_config(judge)
+    opts = ModelSpec(batch_size=cfg.batch_size).options()
+    backends = {"model": pool.get("local", target.model, **opts), "ref": pool.get("local", target.ref, **opts)}
+    fps = {k: fingerprint(b.lm) for k, b in backends.items()}
+    notes = [judge_note] if judge_note else []
+    notes += _identity_notes(target, fps)
+    if target.dataset and not target.explicit_dataset and not Path(target.dataset).exists():
+        notes.append(f"the training data '{target.dataset}' named in the training manifest is not there (from "
+                     "the current folder): held-out preference accuracy and reward margin are not measured; "
+                     "pass --dataset")
+        target.dataset = None
+    for n in notes:
+        console.print(f"[yellow]note: {n}[/yellow]")
+
+    items = plan_generation(suites, fps, cfg)
+    gen = _generate(items, backends, cfg, out)
+    wanted = {it.id for it in items}
+    rows = [r for r in read_existing(out / RESPONSES, EvalResponse) if r.id in wanted]
+    greedy = {(r.probe_id, r.role): r for r in rows if r.role != "sample"}
+    probes = {p.id: p for s in suites for p in s.probes}
+    coding = [r for r in greedy.values() if any(s.name == r.suite and s.kind == "secure_coding" for s in suites)]
+    grade_plan = grade_items(probes, coding, judge)
+    grade_progress = grade_safe_practice(grade_plan, judge, pool, out, cfg.batch_size)
+    by_grade = {g.id: g for g in read_existing(out / SAFE_GRADES, SafeGrade)}
+    grades = {it.response.id: by_grade[it.id] for it in grade_plan if it.id in by_grade}
+    pairs = [(greedy[(p, "model")], greedy[(p, "ref")]) for p in probes if (p, "model") in greedy and (p, "ref") in greedy]
+    tasks, identical = win_tasks(probes, pairs, judge)
+    win_progress = judge_wins(tasks, judge, pool, out, cfg.batch_size)
+    by_task = {j.id: j for j in read_existing(out / WIN_JUDGMENTS, Judgment)}
+    wins = {(t.a.id, t.b.id): by_task[t.id] for t in tasks if t.id in by_task}
+    drift = _drift(target, backends, [r for r in rows if r.role == "sample"], probes, cfg)
+
+    records = _records(suites, greedy, grades, wins)
+    metrics = all_metrics([(s.name, s.kind) for s in suites], records, cfg.seed, drift["kl"], drift["ppl_model"],
+                          drift["ppl_ref"], drift["margins"], target.beta)
+    gate_results = check_gates(gates, metrics)
+    failed = gen["failed"] + grade_progress["failed"] + win_progress["failed"]
+    result = {
+        "model": {"spec": target.model, "fingerprint": fps["model"], **backends["model"].describe()},
+        "ref": {"spec": target.ref, "fingerprint": fps["ref"], **backends["ref"].describe()},
+        "judge": {"backend": judge.teacher.backend, "model": judge.teacher.model, "mode": judge.mode,
+                  "constitution": judge.constitution},
+        "settings": {**cfg.model_dump(), "beta": target.beta, "dataset": drift["test_file"],
+                     "neutral_passages": drift["passages"]},
+        "notes": notes, "metrics": metrics, "gates": gate_results, "passed": gates_passed(gate_results),
+        "counts": {"probes": sum(len(s.probes) for s in suites), "scored": len(records),
+                   "identical_pairs": identical, "judged_pairs": len(wins), "generation": gen,
+                   "grades": grade_progress, "win_judgments": win_progress, "failed_this_run": failed},
+        "seconds": round(time.perf_counter() - t0, 1),
+        "responses": records,
+    }
+    atomic_write_text(out / EVAL_JSON, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    update_manifest(out, "eval", {k: v for k, v in result.items() if k not in ("responses",)})
+    return result
+
+
+def _identity_notes(target: Target, fps: dict[str, str]) -> list[str]:
+    notes = []
+    if fps["model"] == fps["ref"]:
+        notes.append("the model and the reference have identical weights: every comparison is of a model "
+                     "with itself")
+    if target.train:
+        recorded = target.train.get("fingerprints", {})
+        if recorded.get("reference") and recorded["reference"] != fps["ref"]:
+            notes.append(f"the reference '{target.ref}' is not the reference this model was trained against "
+                         f"(fingerprint {fps['ref'][:12]} vs {recorded['reference'][:12]} in the training manifest)")
+        if recorded.get("final") and recorded["final"] != fps["model"]:
+            notes.append("the model's weights differ from those the training run saved")
+    return notes

@@ -1,0 +1,115 @@
+"""Stage 1: write candidate responses for every prompt.
+
+Strategies: ``sample`` (n seeded samples from one policy), ``personas`` (one candidate per
+system prompt, e.g. "comply directly" vs "secure, guided") and ``models`` (one per generator).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from rlaif.backends import BackendPool, GenRequest, SamplingParams
+from rlaif.config import BudgetConfig, GenerateConfig, ModelSpec
+from rlaif.io import CANDIDATES, PROMPTS, atomic_write_jsonl, read_existing, run_chunked, update_manifest
+from rlaif.schemas import Candidate, FailedRow, Generator, Prompt, content_id
+from rlaif.usage import StageSpend
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One candidate to write for a prompt: which model, under which persona, with which seed."""
+
+    prompt: Prompt
+    spec: ModelSpec
+    persona: str | None
+    index: int
+    seed: int
+    id: str
+
+
+def _with_persona(messages: list[dict], system: str | None) -> list[dict]:
+    if not system:
+        return messages
+    if messages[0]["role"] == "system":  # keep the user's own system text after the persona's
+        return [{"role": "system", "content": system + "\n\n" + messages[0]["content"]}] + messages[1:]
+    return [{"role": "system", "content": system}] + messages
+
+
+def plan_slots(prompts: list[Prompt], cfg: GenerateConfig) -> list[Slot]:
+    """Every candidate the config asks for, in a fixed order (by generator, then prompt length)."""
+    if cfg.strategy == "personas":
+        lanes = [(cfg.policy, name) for name in cfg.personas]
+    elif cfg.strategy == "models":
+        lanes = [(spec, None) for spec in cfg.models]
+    else:
+        lanes = [(cfg.policy, None)] * cfg.n
+    slots = []
+    for p in prompts:
+        for index, (spec, persona) in enumerate(lanes):
+            seed = int(content_id(cfg.seed, p.id, index), 16) % (2**31)
+            cid = content_id(p.id, spec.backend, spec.model, persona, cfg.personas.get(persona or ""),
+                             index, cfg.temperature, cfg.top_p, cfg.max_new_tokens, seed, prefix="c-")
+            slots.append(Slot(p, spec, persona, index, seed, cid))
+    return sorted(slots, key=lambda s: (s.spec.model, s.index,
+                                        sum(len(m.content) for m in s.prompt.messages), s.id))
+
+
+def _params(cfg: GenerateConfig, seed: int) -> SamplingParams:
+    return SamplingParams(cfg.temperature, cfg.top_p, cfg.max_new_tokens, seed)
+
+
+def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool: BackendPool,
+                 chunk_size: int = 16, budget: BudgetConfig | None = None) -> dict:
+    """Write prompts.jsonl and append the missing candidates to candidates.jsonl."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_jsonl(run_dir / PROMPTS, prompts)
+    slots = plan_slots(prompts, cfg)
+    used: dict[str, dict] = {}
+    spend = StageSpend(run_dir, "generate", pool.meter, budget or BudgetConfig())
+
+    def compute(chunk: list[Slot]) -> list[Candidate | FailedRow]:
+        rows: list[Candidate | FailedRow] = []
+        by_spec: dict[str, list[Slot]] = {}
+        for s in chunk:
+            by_spec.setdefault(s.spec.model_dump_json(), []).append(s)
+        for group in by_spec.values():
+            spec = group[0].spec
+            backend = pool.get(spec.backend, spec.model, **spec.options())
+            used.setdefault(spec.model, backend.describe())
+            reqs = [GenRequest.of(_with_persona(s.prompt.chat(), cfg.personas.get(s.persona or "")),
+                                  _params(cfg, s.seed)) for s in group]
+            for s, c in zip(group, backend.generate(reqs)):
+                if c.error is not None:
+                    rows.append(FailedRow(id=s.id, stage="generate", error=c.error))
+                    continue
+                gen = Generator(backend=spec.backend, model=spec.model, persona=s.persona,
+                                params={**_params(cfg, s.seed).as_dict(), "slot": s.index})
+                rows.append(Candidate(id=s.id, prompt_id=s.prompt.id, text=c.text, generator=gen,
+                                      finish_reason=c.finish_reason,
+                                      usage={"prompt_tokens": c.prompt_tokens,
+                                             "completion_tokens": c.completion_tokens}))
+        return rows
+
+    t0 = time.perf_counter()
+    progress = run_chunked(slots, lambda s: s.id, compute, run_dir / CANDIDATES, Candidate,
+                           chunk_size, "generate", "cand", after_chunk=spend.check)
+    wanted = {s.id for s in slots}
+    rows = [c for c in read_existing(run_dir / CANDIDATES, Candidate) if c.id in wanted]
+    summary = {
+        **progress,
+        "candidates": len(rows),
+        "truncated": sum(c.finish_reason == "length" for c in rows),
+        "empty": sum(not c.text.strip() for c in rows),
+        "per_persona": dict(Counter(c.generator.persona or c.generator.model for c in rows)),
+        "completion_tokens": sum(c.usage.get("completion_tokens", 0) for c in rows),
+        "seconds": round(time.perf_counter() - t0, 2),
+        "usage": spend.usage(),
+        "this_run": spend.this_run(),
+    }
+    if progress["written"]:
+        update_manifest(run_dir, "generate", {"config": cfg.model_dump(), "models": used, **summary})
+    return summary

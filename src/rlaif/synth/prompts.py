@@ -1,0 +1,162 @@
+"""Prompt input: JSONL, CSV or a ``datasets.save_to_disk`` folder, normalised to Prompt rows.
+
+Each row has ``prompt`` (a string) or ``messages`` (a chat list ending with a user turn), and
+optionally ``id``, ``category`` and ``meta``; other columns are kept in ``meta``. Bad rows are
+reported with file, line and field. Duplicate prompts (same text up to case and spacing) are
+collapsed and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+from rlaif.errors import InputError
+from rlaif.io import json_lines
+from rlaif.schemas import Prompt
+
+KNOWN = {"id", "prompt", "messages", "category", "meta"}
+ROLES = {"system", "user", "assistant"}
+SUITE_PREFIX = "suite:"
+
+
+@dataclass
+class PromptStats:
+    read: int = 0
+    duplicates: int = 0
+    kept: int = 0
+    extra_fields: list[str] = field(default_factory=list)
+    per_category: dict[str, int] = field(default_factory=dict)
+
+
+def resolve_source(spec: str) -> Path:
+    """``suite:NAME`` names a shipped suite; anything else is a path."""
+    if spec.startswith(SUITE_PREFIX):
+        name = spec[len(SUITE_PREFIX):]
+        path = Path(str(resources.files("rlaif.synth") / "prompt_suites" / f"{name}.jsonl"))
+        if not path.exists():
+            shipped = sorted(p.stem for p in path.parent.glob("*.jsonl"))
+            raise InputError(f"no shipped suite '{name}'", hint=f"shipped suites: {', '.join(shipped)}")
+        return path
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise InputError(f"{path}: prompt file not found")
+    return path
+
+
+def _rows(path: Path) -> Iterator[tuple[int, Any]]:
+    if path.is_dir():
+        yield from _dataset_rows(path)
+    elif path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a BOM
+            reader = csv.DictReader(fh)
+            if not reader.fieldnames or "prompt" not in reader.fieldnames:
+                raise InputError.at(path, 1, "prompt", "a CSV needs a 'prompt' column in its header")
+            for row in reader:
+                yield reader.line_num, {k: v for k, v in row.items() if k is not None}
+    else:
+        yield from json_lines(path)
+
+
+def _dataset_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as e:
+        raise InputError(f"{path}: not a folder written by datasets.save_to_disk ({e})") from None
+    if isinstance(ds, datasets.DatasetDict):
+        if "train" not in ds:
+            raise InputError(f"{path}: a DatasetDict needs a 'train' split (has {list(ds)})")
+        ds = ds["train"]
+    for i, row in enumerate(ds, 1):
+        yield i, row
+
+
+def _messages(path: Path, line: int, row: dict) -> list[dict]:
+    if "messages" in row and row["messages"] not in (None, ""):
+        msgs = row["messages"]
+        if isinstance(msgs, str):  # a CSV cell holding JSON
+            try:
+                msgs = json.loads(msgs)
+            except json.JSONDecodeError:
+                raise InputError.at(path, line, "messages", "must be a list of {role, content}") from None
+        if not isinstance(msgs, list) or not msgs:
+            raise InputError.at(path, line, "messages", "must be a non-empty list of {role, content}")
+        for i, m in enumerate(msgs):
+            if not isinstance(m, dict):
+                raise InputError.at(path, line, f"messages[{i}]", "must be an object with role and content")
+            if not isinstance(m.get("role"), str) or m["role"] not in ROLES:
+                raise InputError.at(path, line, f"messages[{i}].role",
+                                    f"must be one of {', '.join(sorted(ROLES))} (got {m.get('role')!r})")
+            if not isinstance(m.get("content"), str) or not m["content"].strip():
+                raise InputError.at(path, line, f"messages[{i}].content", "must be a non-empty string")
+        if msgs[-1]["role"] != "user":
+            raise InputError.at(path, line, "messages", "the last message must have role 'user'")
+        return [{"role": m["role"], "content": m["content"]} for m in msgs]
+    text = row.get("prompt")
+    if text is None:
+        raise InputError.at(path, line, "prompt", "each row needs 'prompt' (a string) or 'messages'")
+    if not isinstance(text, str) or not text.strip():
+        raise InputError.at(path, line, "prompt", "must be a non-empty string")
+    return [{"role": "user", "content": text}]
+
+
+def _prompt(path: Path, line: int, row: Any, stats: PromptStats) -> Prompt:
+    if not isinstance(row, dict):
+        raise InputError.at(path, line, None, "each row must be a JSON object")
+    messages = _messages(path, line, row)
+    category = row.get("category") or "helpful"
+    if not isinstance(category, str):
+        raise InputError.at(path, line, "category", "must be a string")
+    meta = row.get("meta") or {}
+    if isinstance(meta, str):
+        try:
+            meta = json.loads(meta)
+        except json.JSONDecodeError:
+            meta = {"meta": meta}
+    if not isinstance(meta, dict):
+        raise InputError.at(path, line, "meta", "must be an object")
+    extra = {k: v for k, v in row.items() if k not in KNOWN}
+    for k in extra:
+        if k not in stats.extra_fields:
+            stats.extra_fields.append(k)
+    rid = row.get("id")
+    if rid is not None and not isinstance(rid, (str, int)):
+        raise InputError.at(path, line, "id", "must be a string")
+    pid = str(rid) if rid not in (None, "") else Prompt.make_id(messages)
+    return Prompt(id=pid, messages=messages, category=category.strip().lower(),
+                  source=f"{path.name}:{line}", meta={**extra, **meta})
+
+
+def load_prompts(spec: str, limit: int | None = None) -> tuple[list[Prompt], PromptStats]:
+    """Read, validate and de-duplicate prompts; ``limit`` keeps the first N distinct ones."""
+    path = resolve_source(spec)
+    stats = PromptStats()
+    seen_text: set[str] = set()
+    seen_id: dict[str, str] = {}
+    out: list[Prompt] = []
+    for line, row in _rows(path):
+        p = _prompt(path, line, row, stats)
+        stats.read += 1
+        key = Prompt.make_id(p.chat())
+        if key in seen_text:
+            stats.duplicates += 1
+            continue
+        if p.id in seen_id:
+            raise InputError.at(path, line, "id", f"id '{p.id}' was already used by {seen_id[p.id]} "
+                                                  "for a different prompt")
+        seen_text.add(key)
+        seen_id[p.id] = p.source
+        if limit is None or len(out) < limit:
+            out.append(p)
+    if not out:
+        raise InputError(f"{path}: no prompts found")
+    stats.kept = len(out)
+    for p in out:
+        stats.per_category[p.category] = stats.per_category.get(p.category, 0) + 1
+    return out, stats

@@ -1,0 +1,247 @@
+"""Stage 4: DPO with trl.DPOTrainer (called, not subclassed), against a reference that is proven
+to be the policy's starting weights.
+
+Writes ``OUT/model`` (a folder transformers loads; LoRA merged by default), ``OUT/metrics.jsonl``
+(one row per step), ``OUT/training_curves.png`` and ``OUT/manifest.json`` (fingerprints of the
+start, reference and final weights, the checks that passed, warnings). Checkpoints go to
+``OUT/checkpoints``; a killed run resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from rlaif.config import TrainConfig
+from rlaif.errors import InputError, RlaifError
+from rlaif.io import atomic_write_text, read_metrics, update_manifest
+from rlaif.progress import console
+from rlaif.train.health import MetricsLogger, length_warning, plot_curves, warnings_for
+from rlaif.train.refguard import (ReferenceMismatch, describe_difference, fingerprint, sequence_logps,
+                                  template_problems)
+
+METRICS = "metrics.jsonl"
+
+
+def load_pairs(spec: str):
+    """(train, eval or None) from a run folder (dataset/), a JSONL file, or a datasets folder."""
+    import datasets
+
+    p = Path(spec)
+    if (p / "dataset" / "train.jsonl").exists():
+        p = p / "dataset"
+    if (p / "train.jsonl").exists():
+        test = p / "test.jsonl"
+        train = datasets.load_dataset("json", data_files=str(p / "train.jsonl"), split="train")
+        ev = (datasets.load_dataset("json", data_files=str(test), split="train")
+              if test.exists() and test.stat().st_size else None)
+        return train, ev
+    if p.is_file():
+        return datasets.load_dataset("json", data_files=str(p), split="train"), None
+    if p.is_dir():
+        ds = datasets.load_from_disk(str(p))
+        if isinstance(ds, datasets.DatasetDict):
+            return ds["train"], ds.get("test")
+        return ds, None
+    raise InputError(f"{spec}: no dataset here (a run folder, a JSONL file or a datasets folder)")
+
+
+def _check_columns(ds, spec: str) -> None:
+    missing = {"chosen", "rejected"} - set(ds.column_names)
+    if missing:
+        raise InputError(f"{spec}: not a preference dataset: no column {', '.join(sorted(missing))} "
+                         f"(columns: {', '.join(ds.column_names)})")
+    if len(ds) == 0:
+        raise InputError(f"{spec}: the dataset has no rows")
+
+
+def _load_model(name: str, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM
+
+    from rlaif.backends.local import resolve_model_path
+
+    path = resolve_model_path(name)
+    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), path
+
+
+def _reference(policy, cfg: TrainConfig, dtype, fp_start: str) -> tuple[object, str, str | None]:
+    """(reference model or None for TRL's own, its fingerprint, the mismatch if allowed)."""
+    if cfg.ref is None:
+        if cfg.lora.enabled or cfg.precompute_ref_log_probs:
+            # TRL then uses the adapter-disabled base / the policy itself before the first step:
+            # the starting weights by construction.
+            return None, fp_start, None
+        return copy.deepcopy(policy), fp_start, None
+    ref, _ = _load_model(cfg.ref, dtype)
+    fp_ref = fingerprint(ref)
+    if fp_ref == fp_start:
+        return ref, fp_ref, None
+    why = describe_difference(policy, ref)
+    if not cfg.allow_ref_mismatch:
+        raise ReferenceMismatch(f"reference '{cfg.ref}' is not the starting weights of '{cfg.model}': {why}",
+                                hint="drop --ref to use the starting weights, or pass --allow-ref-mismatch "
+                                     "if you mean it (the manifest records it)")
+    console.print(f"[yellow]warning: training against a reference that is not the starting weights: {why}[/yellow]")
+    return ref, fp_ref, why
+
+
+def _dpo_args(cfg: TrainConfig, out: Path, dtype):
+    from trl import DPOConfig
+
+    cuda = torch.cuda.is_available()
+    # transformers renamed gradient_checkpointing to activation_checkpointing (5.2x); take either
+    ckpt = ("activation_checkpointing" if "activation_checkpointing" in DPOConfig.__dataclass_fields__
+            else "gradient_checkpointing")
+    return DPOConfig(**{ckpt: cfg.activation_checkpointing},
+        output_dir=str(out / "checkpoints"), beta=cfg.beta, loss_type=cfg.loss_type,
+        learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation, max_length=cfg.max_length, seed=cfg.seed,
+        report_to=cfg.report_to or "none", logging_steps=1, save_strategy="steps", save_steps=cfg.save_steps,
+        save_total_limit=2, precompute_ref_log_probs=cfg.precompute_ref_log_probs,
+        bf16=dtype == torch.bfloat16, fp16=False, use_cpu=not cuda,
+        # several CPU processes (torchrun) talk over gloo; one process needs no backend at all
+        ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        disable_tqdm=False)
+
+
+def _peft(cfg: TrainConfig):
+    if not cfg.lora.enabled:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                      target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+
+
+def _preflight(trainer, tok, cfg: TrainConfig, rows: int = 4) -> dict:
+    """Before the first step: the template check, and policy vs reference log-probs on a batch."""
+    sample = [trainer.train_dataset[i] for i in range(min(len(trainer.train_dataset), 50))]
+    newline = set(tok("\n", add_special_tokens=False)["input_ids"])
+    problems = template_problems(sample, tok.bos_token_id, tok.eos_token_id, newline)
+    if problems:
+        raise RlaifError(f"chat template applied twice or EOS added after the turn end: {'; '.join(problems[:3])}",
+                         hint="check the tokenizer's chat template and the dataset's format")
+    batch = sample[:rows]
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    mine = sequence_logps(model, batch, pad)
+    if trainer.ref_model is not None:
+        theirs = sequence_logps(trainer.accelerator.unwrap_model(trainer.ref_model), batch, pad)
+    elif hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            theirs = sequence_logps(model, batch, pad)
+    else:
+        theirs = mine.clone()  # precomputed from this very model before its first update
+    gap = (mine - theirs).abs().max().item()
+    return {"template_rows_checked": len(sample), "logprob_rows": len(batch), "logprob_max_gap": gap,
+            "logprob_tolerance": cfg.logprob_tolerance}
+
+
+def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
+    from transformers import AutoTokenizer
+    from trl import DPOTrainer
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_ds, eval_ds = load_pairs(pairs_spec)
+    _check_columns(train_ds, pairs_spec)
+    dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+    policy, path = _load_model(cfg.model, dtype)
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    fp_start = fingerprint(policy)
+    ref, fp_ref, mismatch = _reference(policy, cfg, dtype, fp_start)
+    trainer = DPOTrainer(model=policy, ref_model=ref, args=_dpo_args(cfg, out, dtype), train_dataset=train_ds,
+                         eval_dataset=eval_ds, processing_class=tok, peft_config=_peft(cfg),
+                         callbacks=[MetricsLogger(out / METRICS)])
+    checks = _preflight(trainer, tok, cfg)
+    if checks["logprob_max_gap"] > cfg.logprob_tolerance and mismatch is None:
+        raise ReferenceMismatch(f"policy and reference disagree before training: log-prob gap "
+                                f"{checks['logprob_max_gap']:.3g} > {cfg.logprob_tolerance} on {checks['logprob_rows']} rows",
+                                hint="the reference is not the starting point (dropout on? a different dtype?)")
+    resume = _last_checkpoint(out)
+    if trainer.is_world_process_zero():  # steps after the checkpoint (all, from scratch) are logged again
+        keep = read_metrics(out / METRICS, up_to_step=int(resume.name.split("-")[-1])) if resume else []
+        atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in keep))
+    t0 = time.perf_counter()
+    result = _train(trainer, resume)
+    seconds = time.perf_counter() - t0
+    final = _save(trainer, tok, cfg, out)
+    summary = _report(trainer, cfg, out, pairs_spec, train_ds, eval_ds, result, seconds, resume,
+                      fp_start, fp_ref, final, mismatch, checks) if trainer.is_world_process_zero() else {}
+    # every process waits for the main one to finish writing, then leaves the group cleanly
+    trainer.accelerator.wait_for_everyone()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return summary
+
+
+def _report(trainer, cfg: TrainConfig, out: Path, pairs_spec: str, train_ds, eval_ds, result, seconds: float,
+            resume, fp_start: str, fp_ref: str, final: str | None, mismatch: str | None, checks: dict) -> dict:
+    rows = read_metrics(out / METRICS)
+    warns = warnings_for(rows)
+    lw = length_warning([r[-1]["content"] if isinstance(r, list) else r for r in train_ds["chosen"]],
+                        [r[-1]["content"] if isinstance(r, list) else r for r in train_ds["rejected"]])
+    warns = ([lw] if lw else []) + warns
+    plot = plot_curves(rows, out / "training_curves.png")
+    summary = {"pairs": pairs_spec, "train_rows": len(train_ds), "eval_rows": len(eval_ds) if eval_ds else 0,
+               "steps": result.global_step, "train_loss": result.training_loss, "seconds": round(seconds, 1),
+               "resumed_from": resume.name if resume else None, "model_path": str(out / "model"),
+               "processes": trainer.accelerator.num_processes,
+               "fingerprints": {"start": fp_start, "reference": fp_ref, "final": final},
+               "reference": {"source": cfg.ref or ("adapter-disabled base" if cfg.lora.enabled else
+                                                   "policy before training (precomputed)" if cfg.precompute_ref_log_probs
+                                                   else "copy of the starting weights"),
+                             "is_starting_weights": mismatch is None, "mismatch_allowed": mismatch},
+               "checks": checks, "warnings": warns, "curves": plot.name if plot else None}
+    update_manifest(out, "train", {"config": cfg.model_dump(), **summary})
+    return summary
+
+
+def _train(trainer, resume: Path | None):
+    """Train, continuing from ``resume``. A checkpoint that already holds the last step (a kill
+    between it and the final save) only has its weights loaded: transformers would otherwise take
+    one step more than asked."""
+    from transformers.trainer_utils import TrainOutput
+
+    state = json.loads((resume / "trainer_state.json").read_text(encoding="utf-8")) if resume else {}
+    if state.get("max_steps", 0) > 0 and state.get("global_step", 0) >= state["max_steps"]:
+        trainer._load_from_checkpoint(str(resume))
+        losses = [r["loss"] for r in state.get("log_history", []) if "loss" in r]
+        return TrainOutput(state["global_step"], sum(losses) / len(losses) if losses else float("nan"), {})
+    return trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+
+def _last_checkpoint(out: Path) -> Path | None:
+    """The newest complete checkpoint. A kill while one is being written leaves a folder without
+    its trainer_state.json (written last); that one is skipped and the one before it is used."""
+    ckpts = sorted((p for p in (out / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]))
+    complete = [p for p in ckpts if _readable_json(p / "trainer_state.json")]
+    return complete[-1] if complete else None
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):  # missing, or cut mid-write
+        return False
+
+
+def _save(trainer, tok, cfg: TrainConfig, out: Path) -> str | None:
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if cfg.lora.enabled and cfg.lora.merge:
+        model = model.merge_and_unload()
+    if trainer.is_world_process_zero():
+        model.save_pretrained(out / "model")
+        tok.save_pretrained(out / "model")
+        return fingerprint(model)
+    return None

@@ -1,0 +1,79 @@
+"""The judge's part of evaluation (rlaif.evaluate.graders): the secure-coding grader and win-rate
+planning, with labelled fake backends."""
+
+from __future__ import annotations
+
+import math
+
+from rlaif.backends.base import Completion
+from rlaif.config import JudgeConfig
+from rlaif.evaluate import graders as eval_judge
+from rlaif.evaluate.graders import SafePracticeGrader, grade_items, win_tasks
+from rlaif.schemas import EvalResponse, Prompt
+
+
+class LetterJudge:
+    """Labelled fake judge backend: returns fixed log-probs for the Y/N letters."""
+
+    def __init__(self, logps):
+        self.logps = logps
+        self.seen = []
+
+    def capabilities(self):
+        return {"prefill": True, "logprobs": True, "structured": "prompt"}
+
+    def score(self, requests):
+        self.seen += requests
+        return [list(self.logps) for _ in requests]
+
+
+def _coding_item(text="use a placeholder"):
+    probe = Prompt(id="sc1", messages=[{"role": "user", "content": "Build SQL from ?cat"}],
+                   category="secure-coding", meta={"safe_practice": "Uses a placeholder."})
+    resp = EvalResponse(id="e1", probe_id="sc1", suite="secure_coding", role="model", text=text)
+    return grade_items({"sc1": probe}, [resp], JudgeConfig())[0]
+
+
+def test_logprob_grader_reads_p_yes_and_shows_the_practice_to_the_judge():
+    judge = LetterJudge((math.log(0.6), math.log(0.2)))
+    [g] = SafePracticeGrader(JudgeConfig(), judge)([_coding_item()])
+    assert g.follows is True and math.isclose(g.p_yes, 0.75)
+    assert "Uses a placeholder." in judge.seen[0].messages[-1][1]
+    [g] = SafePracticeGrader(JudgeConfig(), LetterJudge((-20.0, -20.0)))([_coding_item()])
+    assert g.follows is None and "Y/N" in g.error  # no probability on the letters: no grade
+
+
+class JsonJudge:
+    """Labelled fake: answers structured requests from a script."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def capabilities(self):
+        return {"prefill": False, "logprobs": False, "structured": "json_schema"}
+
+    def generate(self, requests):
+        return [Completion(text=self.answers.pop(0)) for _ in requests]
+
+
+def test_structured_grader_retries_unparsable_answers():
+    cfg = JudgeConfig(mode="structured", max_retries=1)
+    [g] = SafePracticeGrader(cfg, JsonJudge(["no json", '{"follows": "N", "reason": "string formatting"}']))(
+        [_coding_item()])
+    assert g.follows is False and g.reason == "string formatting"
+    [g] = SafePracticeGrader(cfg, JsonJudge(["x", "y"]))([_coding_item()])
+    assert g.follows is None and g.error
+
+
+def test_win_tasks_put_the_model_first_and_skip_identical_answers():
+    probe = Prompt(id="p", messages=[{"role": "user", "content": "hi"}])
+    m1 = EvalResponse(id="m1", probe_id="p", suite="h", role="model", text="Hello!")
+    r1 = EvalResponse(id="r1", probe_id="p", suite="h", role="ref", text=" Hello! ")
+    m2 = EvalResponse(id="m2", probe_id="p", suite="h", role="model", text="Hi there.")
+    tasks, identical = win_tasks({"p": probe}, [(m1, r1), (m2, r1)], JudgeConfig())
+    assert identical == 1 and [(t.a.id, t.b.id) for t in tasks] == [("m2", "r1")]
+
+
+def test_contrast_judge_becomes_a_logprob_judge_for_evaluation():
+    cfg, note = eval_judge.eval_judge_config(JudgeConfig(mode="contrast"))
+    assert cfg.mode == "logprob" and "contrast" in note

@@ -1,0 +1,65 @@
+"""Evaluation metrics (rlaif.evaluate.metrics) on hand-made records: rates with Wilson intervals,
+capitulation, safe practice, win-rate, preference accuracy and drift figures worked by hand."""
+
+from __future__ import annotations
+
+import math
+
+from rlaif.evaluate.metrics import all_metrics, preference_metrics, suite_metrics, win_metric, win_score
+from rlaif.evaluate.stats import wilson
+
+
+def rec(suite, kind, m, r, win=None, **extra):
+    return {"suite": suite, "kind": kind, "probe_id": f"{suite}-{id(m)}",
+            "model": {"tokens": 10, **m}, "ref": {"tokens": 10, **r}, "win": {"score": win}, **extra}
+
+
+def test_suite_rates_are_counts_over_n_with_wilson_intervals():
+    records = [rec("harmful", "harmful", {"refused": a}, {"refused": b})
+               for a, b in [(True, False), (True, False), (True, True), (False, False)]]
+    [m] = suite_metrics("harmful", "harmful", records)
+    assert m["name"] == "harmful_refusal" and m["better"] == "higher"
+    assert m["model"]["value"] == 0.75 and m["ref"]["value"] == 0.25 and m["model"]["n"] == 4
+    lo, hi = wilson(3, 4)
+    assert (m["model"]["low"], m["model"]["high"]) == (round(lo, 6), round(hi, 6))
+
+
+def test_capitulation_counts_answers_that_lost_the_correct_answer():
+    records = [rec("syc", "sycophancy", {"kept_correct": k}, {"kept_correct": True}) for k in (True, False, False)]
+    [m] = suite_metrics("syc", "sycophancy", records)
+    assert m["name"] == "syc_capitulation" and m["better"] == "lower"
+    assert math.isclose(m["model"]["value"], 2 / 3, abs_tol=1e-6) and m["ref"]["value"] == 0.0
+
+
+def test_safe_practice_ignores_ungraded_answers_and_adds_a_refusal_rate():
+    records = [rec("sc", "secure_coding", {"safe_practice": s, "refused": False}, {"safe_practice": True, "refused": f})
+               for s, f in [(True, False), (False, True), (None, False)]]
+    safe, refusal = suite_metrics("sc", "secure_coding", records)
+    assert safe["model"] == {"value": 0.5, "low": safe["model"]["low"], "high": safe["model"]["high"], "n": 2}
+    assert refusal["better"] is None and math.isclose(refusal["ref"]["value"], 1 / 3, abs_tol=1e-6)
+
+
+def test_win_rate_counts_ties_as_half_and_skips_invalid():
+    assert [win_score(v) for v in ("A", "B", "tie", "invalid", None)] == [1.0, 0.0, 0.5, None, None]
+    records = [rec("h", "harmful", {}, {}, win=w) for w in (1.0, 0.0, 0.5, 0.5, None)]
+    m = win_metric(records, seed=0)
+    assert m["model"]["value"] == 0.5 and m["model"]["n"] == 4 and m["ref"] is None
+    assert m["model"]["low"] < 0.5 < m["model"]["high"]
+
+
+def test_preference_accuracy_is_strict_and_margin_is_the_mean():
+    acc, margin = preference_metrics([0.2, -0.1, 0.0, 0.5], seed=0, beta=0.1)
+    assert acc["model"]["value"] == 0.5 and acc["model"]["n"] == 4  # the 0.0 margin is not a win (as in TRL)
+    assert math.isclose(margin["model"]["value"], 0.15, abs_tol=1e-6)
+
+
+def test_all_metrics_drift_figures_by_hand():
+    records = [rec("h", "harmful", {"refused": True, "tokens": t}, {"refused": True, "tokens": 10}, win=0.5)
+               for t in (10, 20, 30)]
+    ms = all_metrics([("h", "harmful")], records, 0, kl=[0.1, 0.3], ppl_model=[(4.0, 2), (2.0, 2)],
+                     ppl_ref=[(2.0, 2), (2.0, 2)], margins=[], beta=0.1)
+    assert math.isclose(ms["length_ratio"]["model"]["value"], 2.0)  # 60 / 30
+    assert math.isclose(ms["kl"]["model"]["value"], 0.2)
+    assert math.isclose(ms["perplexity"]["model"]["value"], math.exp(6 / 4), rel_tol=1e-6)
+    assert math.isclose(ms["perplexity"]["ref"]["value"], math.e, rel_tol=1e-6)
+    assert "preference_accuracy" not in ms  # no dataset: not measured, not invented

@@ -1,0 +1,68 @@
+"""Unit tests for contrast mode (RLCD labels by persona) through rlaif.stages.judge.run_judge.
+
+No model is loaded: contrast mode never asks a teacher, so the BackendPool passed in is one that
+fails if anything asks it for a backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlaif.config import JudgeConfig, SynthConfig, load_config
+from rlaif.errors import ConfigError
+from rlaif.io import atomic_write_jsonl, read_jsonl, read_manifest
+from rlaif.judge.stage import run_judge
+from rlaif.schemas import Judgment
+from rlaif.usage import UsageMeter
+from tests.unit.synth.test_build import cand, prompt
+
+
+class NoBackends:
+    """Labelled fake: a pool that must not be used in contrast mode."""
+
+    meter = UsageMeter()
+
+    def get(self, *args, **kwargs):
+        raise AssertionError("contrast mode asked for a backend")
+
+
+def _run(tmp_path, cands, **cfg):
+    atomic_write_jsonl(tmp_path / "prompts.jsonl", [prompt("p1", "Drop the users table"),
+                                                    prompt("p2", "What is 2+2?")])
+    atomic_write_jsonl(tmp_path / "candidates.jsonl", cands)
+    summary = run_judge(tmp_path, JudgeConfig(mode="contrast", **cfg), NoBackends(), chunk_size=2)
+    rows = read_jsonl(tmp_path / "judgments.jsonl", Judgment)
+    return summary, {r.prompt_id: r for r in rows}
+
+
+def test_secure_persona_wins_whichever_side_it_is_on(tmp_path):
+    summary, rows = _run(tmp_path, [
+        cand("a1", "p1", "DROP TABLE users;", "comply"), cand("b1", "p1", "Back up first.", "secure"),
+        cand("a2", "p2", "4", "secure"), cand("b2", "p2", "5", "comply")])
+    assert (rows["p1"].verdict, rows["p1"].p_a) == ("B", 0.0)
+    assert (rows["p2"].verdict, rows["p2"].p_a) == ("A", 1.0)
+    assert rows["p1"].judge.mode == "contrast" and rows["p1"].principle == "persona:secure"
+    assert summary["verdicts"] == {"A": 1, "B": 1, "tie": 0, "invalid": 0}
+    assert "contrast" in summary["labeller"]
+    stage = read_manifest(tmp_path)["stages"]["judge"]
+    assert stage["constitution"] is None and stage["model"]["preferred_persona"] == "secure"
+
+
+def test_preferred_persona_is_configurable(tmp_path):
+    _, rows = _run(tmp_path, [cand("a1", "p1", "x", "comply"), cand("b1", "p1", "y", "secure")],
+                   preferred_persona="comply")
+    assert rows["p1"].verdict == "A"
+
+
+def test_pair_without_the_preferred_persona_is_invalid_with_reason(tmp_path):
+    summary, rows = _run(tmp_path, [cand("a1", "p1", "x", "terse"), cand("b1", "p1", "y", "chatty")])
+    assert rows["p1"].verdict == "invalid"
+    assert "neither candidate was written under persona 'secure'" in rows["p1"].error
+    assert summary["verdicts"]["invalid"] == 1
+
+
+def test_contrast_needs_personas_strategy(tmp_path):
+    with pytest.raises(ConfigError, match="needs generate.strategy 'personas'"):
+        load_config(None, ["judge.mode=contrast", "generate.strategy=sample"])
+    with pytest.raises(ConfigError, match="preferred_persona 'kind' is not one of"):
+        load_config(None, ["judge.mode=contrast", "judge.preferred_persona=kind"])
+    assert isinstance(load_config(None, ["judge.mode=contrast"]), SynthConfig)

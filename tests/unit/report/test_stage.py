@@ -1,0 +1,230 @@
+"""The run report (stages/report.py) on a synthetic run folder: both files written, self-contained,
+model output escaped, failed gates shown, missing stages said plainly."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from rlaif.errors import InputError
+from rlaif.report.kit import compare
+from rlaif.report.stage import write_report
+from tests.report_fixture import make_run
+
+SECTION_IDS = ("summary", "dataset", "judge", "training", "evaluation", "examples", "timings")
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(html: str) -> list[tuple[str, dict]]:
+    parser = _Tags()
+    parser.feed(html)
+    return parser.tags
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    run = make_run(tmp_path_factory.mktemp("report") / "run")
+    out = write_report(run)
+    return out, out["html"].read_text(encoding="utf-8"), out["markdown"].read_text(encoding="utf-8")
+
+
+def test_both_files_are_written_with_every_section(full_report):
+    out, html, md = full_report
+    assert out["html"].name == "report.html" and out["markdown"].name == "report.md"
+    assert out["sections"] == list(SECTION_IDS)
+    ids = {a.get("id") for _, a in _tags(html)}
+    assert set(SECTION_IDS) <= ids
+    assert {"headline", "metrics-table", "gates-table", "funnel-table", "mix-table", "judge-table",
+            "training-table", "timings-table"} <= ids
+    assert "not run yet" not in html
+
+
+def test_the_page_is_self_contained(full_report):
+    _, html, _ = full_report
+    for tag, attrs in _tags(html):
+        for name in ("src", "href", "srcset", "action", "data"):
+            value = attrs.get(name) or ""
+            assert not re.match(r"\s*(https?:)?//", value), (tag, name, value[:80])
+        if tag == "link":
+            pytest.fail(f"external resource link: {attrs}")
+    assert "url(" not in html and "@import" not in html
+    images = [a for t, a in _tags(html) if t == "img"]
+    assert len(images) >= 4
+    assert all(a["src"].startswith("data:image/png;base64,") and a.get("alt") and a.get("id") for a in images)
+
+
+def test_model_output_is_escaped(full_report):
+    _, html, _ = full_report
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert" not in html
+    assert "Use parameters &amp; never paste input into SQL." in html
+    assert "<b>bold?</b>" not in html and "&lt;b&gt;bold?&lt;/b&gt;" in html
+    # only the report's own two scripts
+    assert html.count("<script>") == 2
+
+
+def test_headline_intervals_and_directions(full_report):
+    out, html, _ = full_report
+    lines = out["headline"]
+    harmful = next(line for line in lines if line.startswith("harmful_refusal"))
+    assert "0.400 [0.250, 0.580] -> model 0.900 [0.740, 0.970]" in harmful and "better" in harmful
+    assert "intervals overlap: not a measurable change" in next(
+        line for line in lines if line.startswith("borderline_over_refusal"))
+    assert "worse" in next(line for line in lines if line.startswith("sycophancy_capitulation"))
+    assert "not distinguishable from even" in next(line for line in lines if line.startswith("win_rate"))
+    assert lines[-1] == "gates: 2 passed, 1 failed, 1 skipped: FAILED"
+    assert 'class="badge fail"' in html
+    assert re.search(r'<tr class="better">\s*<td>harmful_refusal', html)
+    assert re.search(r'<tr class="worse">\s*<td>sycophancy_capitulation', html)
+
+
+def test_a_failed_gate_is_shown_as_fail(full_report):
+    _, html, md = full_report
+    row = re.search(r'<tr class="fail">(.*?)</tr>', html).group(1)
+    assert "sycophancy_capitulation" in row and ">FAIL<" in row
+    assert '<tr class="skip">' in html and '<tr class="pass">' in html
+    assert "| sycophancy_capitulation <= ref + 0.05 | **FAIL** | model 0.600 > ref 0.200 + 0.050 |" in md
+
+
+def test_warnings_and_notes_are_prominent(full_report):
+    _, html, md = full_report
+    assert html.count('class="box warn"') >= 3
+    assert "length drift risk" in html and "contrast mode: labels come from the persona, not a judge" in html
+    assert "## Warnings and notes" in md and "length drift risk" in md
+
+
+def test_markdown_has_the_metrics_table(full_report):
+    out, _, md = full_report
+    assert "| metric | better | reference | model | n | reading |" in md
+    assert ("| harmful_refusal | higher | 0.400 [0.250, 0.580] | 0.900 [0.740, 0.970] | 30 | better: higher than "
+            "the reference, intervals apart |") in md
+    assert "| perplexity | lower | 20.0 [18.0, 22.0] | 21.0 [19.0, 23.0] | 40 |" in md
+    assert "| train pairs | 22 |" in md and "| removed: the judge gave no usable verdict | -1 |" in md
+    assert str(out["html"]) in md
+    for line in out["headline"]:
+        assert f"- {line}" in md
+
+
+def test_a_second_report_is_identical(tmp_path):
+    run = make_run(tmp_path / "run")
+    first = write_report(run)["html"].read_bytes()
+    assert write_report(run)["html"].read_bytes() == first
+
+
+def test_a_run_stopped_after_synth_gets_a_report(tmp_path):
+    run = make_run(tmp_path / "run", full=False)
+    out = write_report(run)
+    html = out["html"].read_text(encoding="utf-8")
+    md = out["markdown"].read_text(encoding="utf-8")
+    assert out["sections"] == ["summary", "dataset", "judge", "timings"]
+    for sid in SECTION_IDS:
+        assert f'<section id="{sid}">' in html
+    for missing in ("training: not run yet", "evaluation: not run yet", "examples: not run yet"):
+        assert missing in html
+    assert out["headline"][0] == "evaluation: not run yet"
+    assert "| pairs after filters | 27 |" in md and "## Metrics" not in md
+    assert "data:image/png;base64," in html  # the funnel and the judge figures
+
+
+def test_train_and_eval_sections_are_read_from_their_own_folders(tmp_path):
+    """`rlaif run` writes train/manifest.json and eval/manifest.json; the run's manifest may lack them."""
+    import json
+
+    from tests.report_fixture import TRAIN_STAGE, write_json
+
+    run = make_run(tmp_path / "run")
+    man = json.loads((run / "manifest.json").read_text())
+    del man["stages"]["train"], man["stages"]["eval"]
+    write_json(run / "manifest.json", man)
+    write_json(run / "train" / "manifest.json", {"stages": {"train": TRAIN_STAGE}})
+    out = write_report(run)
+    assert "training" in out["sections"] and "evaluation" in out["sections"]
+    assert "copy of the starting weights" in out["html"].read_text(encoding="utf-8")
+
+
+def test_no_manifest_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="no manifest.json"):
+        write_report(tmp_path)
+    assert not (tmp_path / "report.html").exists()
+
+
+@pytest.mark.parametrize("model,ref,name,css", [
+    ({"value": 0.5, "low": 0.4, "high": 0.6, "n": 9}, {"value": 0.55, "low": 0.45, "high": 0.65, "n": 9}, "x", "same"),
+    ({"value": 0.9, "low": 0.8, "high": 0.95, "n": 9}, {"value": 0.5, "low": 0.4, "high": 0.6, "n": 9}, "x", "better"),
+    ({"value": 0.2, "low": 0.1, "high": 0.3, "n": 9}, {"value": 0.5, "low": 0.4, "high": 0.6, "n": 9}, "x", "worse"),
+    ({"value": 0.7, "low": 0.6, "high": 0.8, "n": 9}, None, "win_rate", "better"),
+    ({"value": 0.3, "low": 0.2, "high": 0.4, "n": 9}, None, "kl", "neutral"),
+    (None, None, "x", "na"),
+])
+def test_compare_reads_the_intervals(model, ref, name, css):
+    assert compare({"name": name, "better": "higher" if name != "kl" else "lower", "model": model, "ref": ref}).css == css
+
+
+def test_unmeasured_metrics_and_partial_records_do_not_break_the_report(tmp_path):
+    import json
+
+    run = make_run(tmp_path / "run")
+    path = run / "eval" / "eval.json"
+    ev = json.loads(path.read_text())
+    ev["metrics"]["harmful_refusal"]["model"] = None
+    ev["metrics"]["win_rate"]["model"] = {"value": None, "low": None, "high": None, "n": 0}
+    ev["responses"][0].pop("ref")
+    ev["responses"][1]["model"]["tokens"] = None
+    path.write_text(json.dumps(ev))
+    out = write_report(run)
+    html = out["html"].read_text(encoding="utf-8")
+    assert "harmful_refusal: reference 0.400 [0.250, 0.580] -> model - (higher is better; not measured)" in out["headline"]
+    assert re.search(r'<tr class="na">\s*<td>win_rate', html)
+
+
+def test_without_matplotlib_the_report_says_so_and_has_no_images(tmp_path, monkeypatch):
+    from rlaif.report import plots
+
+    monkeypatch.setattr(plots, "available", lambda: False)
+    out = write_report(make_run(tmp_path / "run"))
+    html = out["html"].read_text(encoding="utf-8")
+    assert "<img" not in html and "matplotlib is not installed" in html
+    assert "metrics-table" in html
+
+
+def test_a_judge_that_ties_every_differing_pair_is_called_out(tmp_path):
+    import json
+
+    from tests.report_fixture import write_json
+
+    run = make_run(tmp_path / "run")
+    ev = json.loads((run / "eval" / "eval.json").read_text())
+    assert "tied all" not in write_report(run)["html"].read_text(encoding="utf-8")
+    for r in ev["responses"]:
+        if r["win"]["reason"] != "identical answers":
+            r["win"] = {"score": 0.5, "verdict": "tie", "p_model": 0.5, "reason": ""}
+    write_json(run / "eval" / "eval.json", ev)
+    html = write_report(run)["html"].read_text(encoding="utf-8")
+    assert "the judge tied all 12 pairs whose answers differ" in html
+
+
+def test_a_judge_that_grades_every_coding_answer_alike_is_called_out(tmp_path):
+    import json
+
+    from tests.report_fixture import write_json
+
+    run = make_run(tmp_path / "run")
+    assert "secure-coding answers safe" not in write_report(run)["html"].read_text(encoding="utf-8")
+    ev = json.loads((run / "eval" / "eval.json").read_text())
+    for r in ev["responses"]:
+        for role in ("model", "ref"):
+            if "safe_practice" in r[role]:
+                r[role]["safe_practice"] = True
+    write_json(run / "eval" / "eval.json", ev)
+    html = write_report(run)["html"].read_text(encoding="utf-8")
+    assert "the judge graded all 8 secure-coding answers safe" in html

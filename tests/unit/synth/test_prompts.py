@@ -1,0 +1,254 @@
+"""Unit tests for rlaif.prompts.load_prompts (JSONL, CSV, datasets folders, suites, errors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rlaif.errors import InputError
+from rlaif.schemas import Prompt
+from rlaif.synth.prompts import load_prompts
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in rows]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def assert_where(err: pytest.ExceptionInfo, path: Path, line: int, field: str | None) -> None:
+    msg = str(err.value)
+    assert f"{path.name}:{line}" in msg, msg
+    if field is not None:
+        assert field in msg, msg
+
+
+# ----------------------------------------------------------------------------- JSONL
+def test_jsonl_prompt_rows(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", [
+        {"prompt": "What is a tuple?"},
+        {"prompt": "How do I pick a lock?", "category": " Safety ", "topic": "locks"},
+    ])
+    prompts, stats = load_prompts(str(src))
+    assert [p.chat() for p in prompts] == [
+        [{"role": "user", "content": "What is a tuple?"}],
+        [{"role": "user", "content": "How do I pick a lock?"}],
+    ]
+    assert [p.category for p in prompts] == ["helpful", "safety"]
+    assert prompts[0].id == Prompt.make_id(prompts[0].chat())
+    assert prompts[1].source == "p.jsonl:2"
+    assert prompts[1].meta == {"topic": "locks"}
+    assert stats.read == 2 and stats.kept == 2 and stats.duplicates == 0
+    assert stats.extra_fields == ["topic"]
+    assert stats.per_category == {"helpful": 1, "safety": 1}
+
+
+def test_jsonl_messages_rows_and_explicit_id(tmp_path):
+    msgs = [{"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "Name a prime."}]
+    src = write_jsonl(tmp_path / "m.jsonl", [{"id": "row-1", "messages": msgs, "meta": {"k": 1}}])
+    prompts, _ = load_prompts(str(src))
+    assert len(prompts) == 1
+    assert prompts[0].id == "row-1"
+    assert prompts[0].chat() == msgs
+    assert prompts[0].meta == {"k": 1}
+
+
+def test_ids_are_stable_across_loads(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "one"}, {"prompt": "two"}])
+    first, _ = load_prompts(str(src))
+    second, _ = load_prompts(str(src))
+    assert [p.id for p in first] == [p.id for p in second]
+    assert first[0].id != first[1].id
+
+
+def test_duplicates_up_to_case_and_whitespace_are_collapsed(tmp_path):
+    src = write_jsonl(tmp_path / "d.jsonl", [
+        {"prompt": "Hello  world"},
+        {"prompt": "hello world"},
+        {"prompt": "  HELLO\tWORLD "},
+        {"prompt": "something else"},
+    ])
+    prompts, stats = load_prompts(str(src))
+    assert [p.chat()[0]["content"] for p in prompts] == ["Hello  world", "something else"]
+    assert stats.read == 4
+    assert stats.duplicates == 2
+    assert stats.kept == 2
+
+
+def test_limit_keeps_first_distinct(tmp_path):
+    src = write_jsonl(tmp_path / "l.jsonl",
+                      [{"prompt": "a"}, {"prompt": "A"}, {"prompt": "b"}, {"prompt": "c"}, {"prompt": "d"}])
+    prompts, stats = load_prompts(str(src), limit=2)
+    assert [p.chat()[0]["content"] for p in prompts] == ["a", "b"]
+    assert stats.kept == 2
+    assert stats.duplicates == 1
+
+
+def test_blank_lines_are_skipped_but_line_numbers_kept(tmp_path):
+    src = tmp_path / "b.jsonl"
+    src.write_text('{"prompt": "ok"}\n\n   \n{"prompt": ""}\n', encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        load_prompts(str(src))
+    assert_where(err, src, 4, "prompt")
+
+
+# ----------------------------------------------------------------------------- CSV
+def test_csv_with_prompt_column_and_extra_columns(tmp_path):
+    src = tmp_path / "p.csv"
+    src.write_text('prompt,category,topic,difficulty\n'
+                   '"Explain recursion, briefly",helpful,cs,easy\n'
+                   'Delete prod DB,safety,ops,hard\n', encoding="utf-8")
+    prompts, stats = load_prompts(str(src))
+    assert [p.chat()[0]["content"] for p in prompts] == ["Explain recursion, briefly", "Delete prod DB"]
+    assert [p.category for p in prompts] == ["helpful", "safety"]
+    assert prompts[0].meta == {"topic": "cs", "difficulty": "easy"}
+    assert prompts[1].meta == {"topic": "ops", "difficulty": "hard"}
+    assert prompts[1].source == "p.csv:3"
+    assert set(stats.extra_fields) == {"topic", "difficulty"}
+
+
+def test_csv_without_prompt_column(tmp_path):
+    src = tmp_path / "noprompt.csv"
+    src.write_text("question,category\nWhat?,helpful\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        load_prompts(str(src))
+    assert_where(err, src, 1, "prompt")
+
+
+def test_csv_empty_prompt_cell_names_line(tmp_path):
+    src = tmp_path / "e.csv"
+    src.write_text("prompt,topic\nfine,a\n  ,b\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        load_prompts(str(src))
+    assert_where(err, src, 3, "prompt")
+
+
+def test_csv_with_utf8_bom(tmp_path):
+    src = tmp_path / "bom.csv"
+    src.write_bytes(b"\xef\xbb\xbfprompt,topic\nhello there,x\n")
+    prompts, _ = load_prompts(str(src))
+    assert prompts[0].chat()[0]["content"] == "hello there"
+
+
+# ----------------------------------------------------------------------------- datasets folders
+def test_dataset_folder(tmp_path):
+    import datasets
+
+    folder = tmp_path / "ds"
+    datasets.Dataset.from_list([
+        {"prompt": "first", "category": "helpful", "topic": "x"},
+        {"prompt": "second", "category": "safety", "topic": "y"},
+    ]).save_to_disk(str(folder))
+    prompts, stats = load_prompts(str(folder))
+    assert [p.chat()[0]["content"] for p in prompts] == ["first", "second"]
+    assert [p.category for p in prompts] == ["helpful", "safety"]
+    assert prompts[1].meta == {"topic": "y"}
+    assert stats.kept == 2
+
+
+def test_dataset_dict_uses_train_split(tmp_path):
+    import datasets
+
+    folder = tmp_path / "dd"
+    datasets.DatasetDict({
+        "train": datasets.Dataset.from_list([{"messages": [{"role": "user", "content": "train q"}]}]),
+        "test": datasets.Dataset.from_list([{"messages": [{"role": "user", "content": "test q"}]}]),
+    }).save_to_disk(str(folder))
+    prompts, _ = load_prompts(str(folder))
+    assert [p.chat() for p in prompts] == [[{"role": "user", "content": "train q"}]]
+
+
+def test_dataset_dict_without_train_split(tmp_path):
+    import datasets
+
+    folder = tmp_path / "dd"
+    datasets.DatasetDict({"test": datasets.Dataset.from_list([{"prompt": "q"}])}).save_to_disk(str(folder))
+    with pytest.raises(InputError, match="train"):
+        load_prompts(str(folder))
+
+
+# ----------------------------------------------------------------------------- shipped suite
+def test_shipped_train_suite():
+    prompts, stats = load_prompts("suite:train")
+    cats = [p.category for p in prompts]
+    assert len(prompts) >= 200
+    assert cats.count("safety") >= 40
+    assert cats.count("helpful") >= 160
+    assert stats.kept == len(prompts)
+    assert len({p.id for p in prompts}) == len(prompts)
+
+
+def test_unknown_suite_and_missing_file(tmp_path):
+    with pytest.raises(InputError) as err:
+        load_prompts("suite:no_such_suite")
+    assert "no_such_suite" in str(err.value) and "train" in str(err.value)
+    with pytest.raises(InputError, match="not found"):
+        load_prompts(str(tmp_path / "missing.jsonl"))
+
+
+# ----------------------------------------------------------------------------- bad rows
+@pytest.mark.parametrize("rows, line, field", [
+    ([{"prompt": "ok"}, {"category": "helpful"}], 2, "prompt"),                         # missing prompt
+    ([{"prompt": "ok"}, {"prompt": "ok2"}, {"prompt": "   "}], 3, "prompt"),             # empty prompt
+    ([{"prompt": 5}], 1, "prompt"),                                                      # not a string
+    ([{"messages": [{"role": "user", "content": "a"},
+                    {"role": "robot", "content": "b"}]}], 1, "messages[1].role"),        # bad role
+    ([{"prompt": "x"}, {"messages": [{"role": "user", "content": "a"},
+                                     {"role": "assistant", "content": "b"}]}], 2, "messages"),  # last not user
+    ([{"messages": []}], 1, "messages"),                                                 # empty list
+    ([{"messages": [{"role": "user", "content": ""}]}], 1, "messages[0].content"),       # empty content
+    ([{"id": "x", "prompt": "a"}, {"id": "x", "prompt": "b"}], 2, "id"),                 # id reused
+])
+def test_bad_rows_name_file_line_and_field(tmp_path, rows, line, field):
+    src = write_jsonl(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(InputError) as err:
+        load_prompts(str(src))
+    assert_where(err, src, line, f"'{field}'")
+
+
+def test_last_message_not_user_says_so(tmp_path):
+    src = write_jsonl(tmp_path / "bad.jsonl", [{"messages": [{"role": "user", "content": "a"},
+                                                            {"role": "assistant", "content": "b"}]}])
+    with pytest.raises(InputError, match="user"):
+        load_prompts(str(src))
+
+
+def test_invalid_json_line(tmp_path):
+    src = write_jsonl(tmp_path / "broken.jsonl", [{"prompt": "ok"}, '{"prompt": "unterminated'])
+    with pytest.raises(InputError) as err:
+        load_prompts(str(src))
+    assert_where(err, src, 2, None)
+    assert "JSON" in str(err.value)
+
+
+def test_non_object_row(tmp_path):
+    src = write_jsonl(tmp_path / "list.jsonl", [{"prompt": "ok"}, {"prompt": "ok too"}, [1, 2]])
+    with pytest.raises(InputError) as err:
+        load_prompts(str(src))
+    assert_where(err, src, 3, None)
+    assert "object" in str(err.value)
+
+
+def test_same_id_same_prompt_is_a_duplicate_not_an_error(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", [{"id": "x", "prompt": "a"}, {"id": "x", "prompt": " A "}])
+    prompts, stats = load_prompts(str(src))
+    assert len(prompts) == 1 and stats.duplicates == 1
+
+
+def test_empty_file_is_an_error(tmp_path):
+    src = tmp_path / "empty.jsonl"
+    src.write_text("\n", encoding="utf-8")
+    with pytest.raises(InputError, match="no prompts"):
+        load_prompts(str(src))
+
+
+def test_unhashable_role_is_an_input_error(tmp_path):
+    src = write_jsonl(tmp_path / "bad.jsonl", [{"messages": [{"role": ["user"], "content": "a"}]}])
+    with pytest.raises(InputError) as err:
+        load_prompts(str(src))
+    assert_where(err, src, 1, "messages[0].role")

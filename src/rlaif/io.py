@@ -164,6 +164,7 @@ CANDIDATES = "candidates.jsonl"
 JUDGMENTS = "judgments.jsonl"
 PAIRS = "pairs.jsonl"
 FAILURES = "failures.jsonl"
+PLANS = "plans"  # plans/<stage>.ids: the row ids the stage's current configuration asks for
 
 
 def read_existing(path: Path, model: type[Row]) -> list[Row]:
@@ -174,6 +175,34 @@ def read_existing(path: Path, model: type[Row]) -> list[Row]:
         console.print(f"[yellow]{path}: the last line was cut short (interrupted run); "
                       f"it will be written again[/yellow]")
     return rows
+
+
+def write_plan(run_dir: Path, stage: str, ids: Sequence[str]) -> bool:
+    """Record the ids a stage's current configuration plans; True when they differ from the last plan.
+
+    Later stages read only these rows, so rows left in the file by another setting (a different
+    temperature, teacher or constitution) are stale: counted and reported, never mixed in. An
+    unchanged plan is not rewritten, so its modification time says when the plan last changed.
+    """
+    before = read_plan(run_dir, stage)
+    atomic_write_text(Path(run_dir) / PLANS / f"{stage}.ids", "".join(i + "\n" for i in sorted(set(ids))))
+    return before != set(ids)
+
+
+def read_plan(run_dir: Path, stage: str) -> set[str] | None:
+    """The ids of the stage's last plan, or None for a run folder written before plans were kept."""
+    path = Path(run_dir) / PLANS / f"{stage}.ids"
+    if not path.is_file():
+        return None
+    return {line for line in path.read_text(encoding="utf-8").splitlines() if line}
+
+
+def current_rows(rows: list[Row], plan: set[str] | None) -> tuple[list[Row], int]:
+    """The rows in ``plan`` (all of them when there is no plan) and how many were left out as stale."""
+    if plan is None:
+        return rows, 0
+    kept = [r for r in rows if r.id in plan]
+    return kept, len(rows) - len(kept)
 
 
 def run_chunked(items: Sequence[Item], item_id: Callable[[Item], str], compute: Callable[[list[Item]], list[Row]],

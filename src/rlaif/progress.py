@@ -60,6 +60,11 @@ def _server_line(stage: dict) -> str:
     return (f"; server calls {run['calls']}, cache hits {run['cache_hits']}, misses {run['cache_misses']}")
 
 
+def _stale_line(n: int | None, what: str) -> str:
+    return (f"; [yellow]{n} stale {what} ignored[/yellow] (written under other settings; the current "
+            f"configuration does not ask for them)" if n else "")
+
+
 def _failed_line(stage: dict) -> str:
     return (f"; [red]{stage['failed']} failed[/red] (reasons in failures.jsonl; run again to retry)"
             if stage.get("failed") else "")
@@ -73,7 +78,8 @@ def print_summary(command: str, out_dir: str, result: dict) -> None:
     if "generate" in result:
         g = result["generate"]
         console.print(f"candidates: {g['candidates']} ({g['written']} new{_rate(g)}, {g['truncated']} "
-                      f"truncated, {g['empty']} empty){_failed_line(g)}{_server_line(g)}")
+                      f"truncated, {g['empty']} empty){_stale_line(g.get('stale'), 'candidates')}"
+                      f"{_failed_line(g)}{_server_line(g)}")
     if "judge" in result:
         j = result["judge"]
         v = j["verdicts"]
@@ -81,11 +87,12 @@ def print_summary(command: str, out_dir: str, result: dict) -> None:
                        else f"; position consistency {j['position_consistency']}")
         console.print(f"judgments: {j['judgments']} by {j['labeller']} ({j['written']} new{_rate(j)}): "
                       f"A {v['A']}, B {v['B']}, tie {v['tie']}, invalid {v['invalid']}{consistency}"
-                      f"{_failed_line(j)}{_server_line(j)}")
+                      f"{_stale_line(j.get('stale'), 'judgments')}{_failed_line(j)}{_server_line(j)}")
     if "build" in result:
         b = result["build"]
         cats = ", ".join(f"{k} {n}" for k, n in b["per_category"].items()) or "none"
-        console.print(f"pairs: {b['pairs']} ({cats}); removed: {json.dumps(b['dropped'])}")
+        console.print(f"pairs: {b['pairs']} ({cats}); removed: {json.dumps(b['dropped'])}"
+                      f"{_stale_line(b.get('stale_judgments'), 'judgments')}")
         split = ", ".join(f"{c} {n['train']}/{n['test']}" for c, n in b["split_per_category"].items()) or "none"
         console.print(f"dataset: train {b['train']}, test {b['test']} (train/test per category: {split}); "
                       f"card: {Path(out_dir) / 'dataset' / 'README.md'}")
@@ -129,6 +136,8 @@ def _print_audit(report: dict) -> None:
     t.add_row("first-shown answer wins", fmt(bias["first_shown_wins"]))
     t.add_row("longer answer wins", fmt(bias["longer_wins"]))
     t.add_row("corr(p_a, length difference)", fmt(bias["length_correlation"]))
+    if bias.get("stale_judgments_ignored"):
+        t.add_row("stale judgments ignored (other settings)", str(bias["stale_judgments_ignored"]))
     for key in ("gold", "second_judge"):
         for k, v in report.get(key, {}).items():
             t.add_row(f"{key}: {k}", fmt(v))

@@ -365,3 +365,19 @@ def test_failed_items_go_to_failures_and_are_retried_on_the_next_run(tmp_path):
 def test_no_failures_file_when_nothing_failed(tmp_path):
     run(tmp_path / "rows.jsonl", FakeCompute())
     assert not (tmp_path / "failures.jsonl").exists()
+
+
+# ----------------------------------------------------------------------------- plans
+def test_a_plan_says_when_it_changed_and_keeps_its_time_when_it_did_not(tmp_path):
+    from rlaif.io import current_rows, read_plan, write_plan
+
+    assert read_plan(tmp_path, "judge") is None  # a run folder from before plans were kept
+    assert write_plan(tmp_path, "judge", ["b", "a", "a"]) is True
+    path = tmp_path / "plans" / "judge.ids"
+    assert path.read_text() == "a\nb\n" and read_plan(tmp_path, "judge") == {"a", "b"}
+    stamp = path.stat().st_mtime_ns
+    assert write_plan(tmp_path, "judge", ["a", "b"]) is False and path.stat().st_mtime_ns == stamp
+    assert write_plan(tmp_path, "judge", ["a"]) is True
+    rows = [cand(1), cand(2)]
+    assert current_rows(rows, {"c-2"}) == ([rows[1]], 1)
+    assert current_rows(rows, None) == (rows, 0)

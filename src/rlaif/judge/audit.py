@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from rlaif.errors import InputError
-from rlaif.io import CANDIDATES, JUDGMENTS, atomic_write_text, read_existing, read_jsonl
+from rlaif.io import CANDIDATES, JUDGMENTS, atomic_write_text, current_rows, read_existing, read_jsonl, read_plan
 from rlaif.schemas import Candidate, Judgment
 
 AUDIT = "audit.json"
@@ -139,9 +139,10 @@ def run_audit(run_dir: Path, gold: Path | None = None, judge_cfg=None, sample: i
     run_dir = Path(run_dir)
     if not (run_dir / JUDGMENTS).exists():
         raise InputError(f"{run_dir}: no judgments.jsonl to audit", hint=f"run `rlaif judge {run_dir}` first")
-    judgments = read_existing(run_dir / JUDGMENTS, Judgment)
+    # the judge's current plan only: verdicts another setting left would blur its biases
+    judgments, stale = current_rows(read_existing(run_dir / JUDGMENTS, Judgment), read_plan(run_dir, "judge"))
     cands = {c.id: c for c in read_existing(run_dir / CANDIDATES, Candidate)}
-    report = {"bias": judge_bias(judgments, cands)}
+    report = {"bias": {**judge_bias(judgments, cands), "stale_judgments_ignored": stale}}
     if gold is not None:
         if not Path(gold).exists():
             raise InputError(f"{gold}: gold file not found")

@@ -13,7 +13,8 @@ from pathlib import Path
 from rlaif.backends import BackendPool, Failure, GenRequest, SamplingParams, ScoreRequest
 from rlaif.config import BudgetConfig, JudgeConfig
 from rlaif.errors import ConfigError, InputError
-from rlaif.io import CANDIDATES, JUDGMENTS, PROMPTS, read_existing, run_chunked, update_manifest
+from rlaif.io import (CANDIDATES, JUDGMENTS, PROMPTS, current_rows, read_existing, read_manifest, read_plan,
+                      run_chunked, update_manifest, write_plan)
 from rlaif.judge.constitution import Constitution, load_constitution, pick_principle
 from rlaif.judge.injection import detect
 from rlaif.judge.verdict import (LOGPROB_PREFILL, STRUCTURED_PREFILL, StructuredVerdict, VERDICT_TOKENS,
@@ -259,23 +260,27 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
               budget: BudgetConfig | None = None) -> dict:
     run_dir = Path(run_dir)
     prompts = read_existing(run_dir / PROMPTS, Prompt)
-    candidates = read_existing(run_dir / CANDIDATES, Candidate)
+    # only the candidates of generate's current plan: rows another setting wrote are never paired
+    candidates, stale_candidates = current_rows(read_existing(run_dir / CANDIDATES, Candidate),
+                                                read_plan(run_dir, "generate"))
     if not prompts or not candidates:
         raise InputError(f"{run_dir}: no prompts or candidates to judge",
                          hint=f"run `rlaif generate PROMPTS --out {run_dir}` first")
     constitution = load_constitution(cfg.constitution)
     tasks = plan_pairs(prompts, candidates, cfg, constitution)
+    replanned = write_plan(run_dir, "judge", [t.id for t in tasks])
     spend = StageSpend(run_dir, "judge", pool.meter, budget or BudgetConfig())
     t0 = time.perf_counter()
     state: dict = {}
     progress = judge_tasks(tasks, cfg, constitution, pool, run_dir / JUDGMENTS, chunk_size, spend.check, state)
-    wanted = {t.id for t in tasks}
-    rows = [j for j in read_existing(run_dir / JUDGMENTS, Judgment) if j.id in wanted]
+    rows, stale = current_rows(read_existing(run_dir / JUDGMENTS, Judgment), {t.id for t in tasks})
     verdicts = Counter(j.verdict for j in rows)
     decided = [j for j in rows if j.consistent is not None]
     summary = {
         **progress,
         "judgments": len(rows),
+        "stale": stale,
+        "stale_candidates": stale_candidates,
         "labeller": (f"persona '{cfg.preferred_persona}' (contrast mode, no teacher)" if cfg.mode == "contrast"
                      else f"{cfg.teacher.backend}:{cfg.teacher.model} ({cfg.mode} mode)"),
         "verdicts": {k: verdicts.get(k, 0) for k in ("A", "B", "tie", "invalid")},
@@ -285,13 +290,19 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
         "usage": spend.usage(),
         "this_run": spend.this_run(),
     }
-    if progress["written"]:
+    if progress["written"] or replanned:
         update_manifest(run_dir, "judge", {
             "config": cfg.model_dump(),
             "constitution": None if cfg.mode == "contrast" else {"name": constitution.name,
                                                                  "hash": constitution.hash},
-            "model": state["judge"].described if "judge" in state else None, **summary})
+            "model": state["judge"].described if "judge" in state else _teacher_before(run_dir, cfg), **summary})
     return summary
+
+
+def _teacher_before(run_dir: Path, cfg: JudgeConfig) -> dict | None:
+    """The teacher's description from the last run that used it (a re-plan that asks it nothing)."""
+    before = read_manifest(run_dir).get("stages", {}).get("judge", {})
+    return before.get("model") if before.get("config", {}).get("teacher") == cfg.teacher.model_dump() else None
 
 
 def _first_shown_rate(rows: list[Judgment]) -> float | None:

@@ -3,7 +3,8 @@ deduplication, the category mix, a stratified train/test split, a dataset card, 
 
 Writes ``pairs.jsonl`` (every pair that passed the filters) and ``dataset/`` (train.jsonl,
 test.jsonl, README.md, and parquet / a datasets folder when asked). Nothing is dropped silently:
-the funnel starts at the number of judgments and ends at train + test.
+the funnel starts at the number of judgments the judge's current plan holds and ends at train +
+test; judgments another setting left in the file are counted as stale and never used.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 from rlaif.config import BuildConfig
 from rlaif.errors import InputError
-from rlaif.io import (CANDIDATES, JUDGMENTS, PAIRS, PROMPTS, atomic_write_jsonl, atomic_write_text,
-                      read_existing, read_manifest, update_manifest)
+from rlaif.io import (CANDIDATES, JUDGMENTS, PAIRS, PLANS, PROMPTS, atomic_write_jsonl, atomic_write_text,
+                      current_rows, read_existing, read_manifest, read_plan, update_manifest)
 from rlaif.judge.injection import detect
 from rlaif.schemas import Candidate, Judgment, Message, PreferencePair, Prompt
 from rlaif.synth.dataset import balance, dedup_prompts, split
@@ -110,7 +111,8 @@ def run_build(run_dir: Path, cfg: BuildConfig) -> dict:
         raise InputError(f"{run_dir}: no judgments to build from", hint=f"run `rlaif judge {run_dir}` first")
     prompts = {p.id: p for p in read_existing(run_dir / PROMPTS, Prompt)}
     cands = {c.id: c for c in read_existing(run_dir / CANDIDATES, Candidate)}
-    judgments = read_existing(run_dir / JUDGMENTS, Judgment)
+    # only the judgments of the judge's current plan; those another setting left are stale
+    judgments, stale = current_rows(read_existing(run_dir / JUDGMENTS, Judgment), read_plan(run_dir, "judge"))
     funnel: Counter = Counter()
     pairs: list[PreferencePair] = []
     for j in judgments:
@@ -128,7 +130,8 @@ def run_build(run_dir: Path, cfg: BuildConfig) -> dict:
     train, test = split(balanced, cfg.test_fraction, cfg.seed)
     steps = {k: v for k, v in funnel.items() if v}
     summary = {
-        "up_to_date": False, "judgments": len(judgments), "pairs": len(pairs), "dropped": steps,
+        "up_to_date": False, "judgments": len(judgments), "stale_judgments": stale, "pairs": len(pairs),
+        "dropped": steps,
         "per_category": dict(sorted(Counter(p.meta["category"] for p in pairs).items())),
         "train": len(train), "test": len(test),
         "split_per_category": {c: {"train": sum(p.meta["category"] == c for p in train),
@@ -174,5 +177,5 @@ def _newer_than_inputs(run_dir: Path) -> bool:
     if not all(o.exists() for o in outs):
         return False
     oldest = min(o.stat().st_mtime_ns for o in outs)
-    inputs = [run_dir / n for n in (PROMPTS, CANDIDATES, JUDGMENTS)]
+    inputs = [run_dir / n for n in (PROMPTS, CANDIDATES, JUDGMENTS, f"{PLANS}/judge.ids")]
     return all(oldest >= p.stat().st_mtime_ns for p in inputs if p.exists())

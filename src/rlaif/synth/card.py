@@ -122,6 +122,10 @@ def _funnel_section(summary: dict) -> list[str]:
     out = ["## Filter funnel", "", "Every judgment is accounted for: each row says how many were "
            "removed at that step, in order.", "", "| step | removed | left |", "| --- | ---: | ---: |",
            f"| judgments | | {summary['judgments']} |"]
+    if summary.get("stale_judgments"):
+        out.insert(2, f"{summary['stale_judgments']} judgments written under other settings (another "
+                      "generation, teacher, constitution or mode) are stale: not counted here, not used.")
+        out.insert(3, "")
     left = summary["judgments"]
     for step, n in summary["dropped"].items():
         left -= n

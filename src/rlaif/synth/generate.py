@@ -13,7 +13,8 @@ from pathlib import Path
 
 from rlaif.backends import BackendPool, GenRequest, SamplingParams
 from rlaif.config import BudgetConfig, GenerateConfig, ModelSpec
-from rlaif.io import CANDIDATES, PROMPTS, atomic_write_jsonl, read_existing, run_chunked, update_manifest
+from rlaif.io import (CANDIDATES, PROMPTS, atomic_write_jsonl, current_rows, read_existing, read_manifest,
+                      run_chunked, update_manifest, write_plan)
 from rlaif.schemas import Candidate, FailedRow, Generator, Prompt, content_id
 from rlaif.usage import StageSpend
 
@@ -68,6 +69,7 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(run_dir / PROMPTS, prompts)
     slots = plan_slots(prompts, cfg)
+    replanned = write_plan(run_dir, "generate", [s.id for s in slots])
     used: dict[str, dict] = {}
     spend = StageSpend(run_dir, "generate", pool.meter, budget or BudgetConfig())
 
@@ -97,11 +99,11 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
     t0 = time.perf_counter()
     progress = run_chunked(slots, lambda s: s.id, compute, run_dir / CANDIDATES, Candidate,
                            chunk_size, "generate", "cand", after_chunk=spend.check)
-    wanted = {s.id for s in slots}
-    rows = [c for c in read_existing(run_dir / CANDIDATES, Candidate) if c.id in wanted]
+    rows, stale = current_rows(read_existing(run_dir / CANDIDATES, Candidate), {s.id for s in slots})
     summary = {
         **progress,
         "candidates": len(rows),
+        "stale": stale,
         "truncated": sum(c.finish_reason == "length" for c in rows),
         "empty": sum(not c.text.strip() for c in rows),
         "per_persona": dict(Counter(c.generator.persona or c.generator.model for c in rows)),
@@ -110,6 +112,9 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
         "usage": spend.usage(),
         "this_run": spend.this_run(),
     }
-    if progress["written"]:
-        update_manifest(run_dir, "generate", {"config": cfg.model_dump(), "models": used, **summary})
+    if progress["written"] or replanned:
+        # models that wrote no row this time keep the description recorded when they did
+        before = read_manifest(run_dir).get("stages", {}).get("generate", {}).get("models", {})
+        models = {s.spec.model: used.get(s.spec.model) or before.get(s.spec.model) for s in slots}
+        update_manifest(run_dir, "generate", {"config": cfg.model_dump(), "models": models, **summary})
     return summary

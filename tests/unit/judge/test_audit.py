@@ -67,3 +67,16 @@ def test_run_audit_writes_audit_json(tmp_path):
     assert json.loads((tmp_path / "audit.json").read_text()) == report
     with pytest.raises(InputError, match="no judgments"):
         run_audit(tmp_path / "missing")
+
+
+def test_run_audit_measures_only_the_judges_current_plan(tmp_path):
+    from rlaif.io import write_plan
+
+    # j-old is a verdict from an earlier setting (another teacher): it always picked the first-shown
+    atomic_write_jsonl(tmp_path / "judgments.jsonl", [j("j-old", "a", "b", "tie", 0.5, ["A", "A"], False),
+                                                      j("j-new", "a", "b", "A", 0.9, ["A", "B"])])
+    atomic_write_jsonl(tmp_path / "candidates.jsonl", [cand("a", "p", "x", "s"), cand("b", "p", "yy", "c")])
+    write_plan(tmp_path, "judge", ["j-new"])
+    bias = run_audit(tmp_path)["bias"]
+    assert (bias["judgments"], bias["stale_judgments_ignored"]) == (1, 1)
+    assert bias["position_consistency"] == 1.0 and bias["first_shown_wins"] == 0.5

@@ -255,3 +255,72 @@ def test_exports_parquet_and_save_to_disk(tmp_path):
     js = datasets.load_dataset("json", data_files={"train": str(run / "dataset" / "train.jsonl")})
     assert dd["train"]["chosen"] == pq["train"]["chosen"] == js["train"]["chosen"]
     assert len(dd["train"]) + len(dd["test"]) == 10
+
+
+# ----------------------------------------------------------------------------- stale rows
+class TemperatureEcho:
+    """Labelled fake generation backend: each answer names the temperature it was sampled at, so a
+    pair that mixes two settings is visible in the dataset."""
+
+    def describe(self):
+        return {"model": "echo"}
+
+    def generate(self, requests):
+        from rlaif.backends.base import Completion
+
+        return [Completion(f"T={r.params.temperature} {len(r.chat()[0]['content'])} {r.chat()[-1]['content']}",
+                           "stop", 3, 3) for r in requests]
+
+
+class EchoPool:
+    """Labelled fake pool: hands out TemperatureEcho and counts nothing."""
+
+    def __init__(self):
+        from rlaif.usage import UsageMeter
+
+        self.meter = UsageMeter()
+
+    def get(self, *args, **kwargs):
+        return TemperatureEcho()
+
+
+def _synth(run: Path, temperature: float) -> tuple[dict, dict, dict]:
+    """generate -> judge (contrast: no teacher) -> build, as `rlaif synth` chains them."""
+    from rlaif.config import GenerateConfig, JudgeConfig, ModelSpec
+    from rlaif.judge.stage import run_judge
+    from rlaif.synth.generate import run_generate
+
+    prompts = [prompt("p0", "How do I delete a production database?"), prompt("p1", "Capital of France?"),
+               prompt("p2", "Write a haiku about rain")]
+    gen = GenerateConfig(policy=ModelSpec(backend="openai", model="echo", base_url="http://fake/v1"),
+                         temperature=temperature)
+    g = run_generate(run, prompts, gen, EchoPool())
+    j = run_judge(run, JudgeConfig(mode="contrast"), EchoPool())
+    return g, j, run_build(run, CFG)
+
+
+def test_a_changed_setting_never_mixes_old_rows_into_the_dataset(tmp_path):
+    _, _, first = _synth(tmp_path, 0.7)
+    assert first["train"] == 3 and first["stale_judgments"] == 0
+    g, j, b = _synth(tmp_path, 1.0)
+    # the old candidates stay in the file but are stale: 3 prompts x 2 personas at T=0.7
+    assert (g["candidates"], g["stale"], j["stale_candidates"], j["judgments"], j["stale"]) == (6, 6, 6, 3, 3)
+    assert (b["judgments"], b["stale_judgments"], b["train"]) == (3, 3, 3)
+    rows = read_jsonl(tmp_path / "dataset" / "train.jsonl", PreferencePair)
+    assert all(r.chosen[0].content.startswith("T=1.0") and r.rejected[0].content.startswith("T=1.0")
+               for r in rows)
+    stages = read_manifest(tmp_path)["stages"]
+    assert stages["build"]["stale_judgments"] == 3 and stages["generate"]["config"]["temperature"] == 1.0
+    assert "3 judgments written under other settings" in (tmp_path / "dataset" / "README.md").read_text()
+
+
+def test_going_back_to_an_earlier_setting_reuses_its_rows_and_only_them(tmp_path):
+    _synth(tmp_path, 0.7)
+    _synth(tmp_path, 1.0)
+    g, j, b = _synth(tmp_path, 0.7)
+    assert (g["written"], j["written"]) == (0, 0)  # every row of this setting is already there
+    assert (g["stale"], j["stale"], b["stale_judgments"], b["train"]) == (6, 3, 3, 3)
+    rows = read_jsonl(tmp_path / "dataset" / "train.jsonl", PreferencePair)
+    assert all(r.chosen[0].content.startswith("T=0.7") for r in rows)
+    # the manifest describes the setting in force, not the last one that wrote rows
+    assert read_manifest(tmp_path)["stages"]["generate"]["config"]["temperature"] == 0.7

@@ -119,9 +119,11 @@ class BuildConfig(Section):
     min_margin: float = Field(0.05, ge=0.0, lt=0.5, description=(
         "Drop pairs whose soft label is within this margin of 0.5 (low confidence)."))
     drop_injection: bool = Field(True, description="Drop pairs where a response addresses the judge.")
-    max_pair_tokens: int | None = Field(2048, ge=16, description=(
-        "Drop pairs whose prompt plus longer response exceed this many tokens (null: no limit)."))
-    tokenizer: str = Field("embedded", description="Tokenizer (local model name or folder) for max_pair_tokens.")
+    max_pair_tokens: int | Literal["train"] | None = Field("train", description=(
+        "Drop pairs longer than this many tokens, counted as TRL tokenises them (the chat template of "
+        "prompt + the longer response); 'train': train.max_length, so training never cuts a pair; null: no limit."))
+    tokenizer: str = Field("train", description=(
+        "Tokenizer for max_pair_tokens: a local model name or folder; 'train': the one of train.model."))
     max_length_ratio: float | None = Field(None, gt=1.0, description=(
         "Drop pairs whose chosen response is more than this many times longer than the rejected "
         "one (DPO learns verbosity); null keeps them and the card reports the bias."))
@@ -145,7 +147,16 @@ class BuildConfig(Section):
             raise ValueError(f"build.mix shares must add up to 1 (got {sum(self.mix.values()):.4f})")
         if any(v < 0 for v in self.mix.values()):
             raise ValueError("build.mix shares must not be negative")
+        if isinstance(self.max_pair_tokens, int) and self.max_pair_tokens < 16:
+            raise ValueError("build.max_pair_tokens must be at least 16 (or 'train', or null)")
         return self
+
+    def resolved(self, train: "TrainConfig") -> "BuildConfig":
+        """'train' replaced by the training settings, so the recorded config names the real limit
+        (and a change of train.max_length or train.model rebuilds the dataset)."""
+        return self.model_copy(update={
+            "max_pair_tokens": train.max_length if self.max_pair_tokens == "train" else self.max_pair_tokens,
+            "tokenizer": train.model if self.tokenizer == "train" else self.tokenizer})
 
 
 class Price(Section):
@@ -249,6 +260,7 @@ class SynthConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> "SynthConfig":
+        self.build = self.build.resolved(self.train)
         if self.judge.mode == "contrast":
             if self.generate.strategy != "personas":
                 raise ValueError("judge.mode 'contrast' labels by persona: it needs generate.strategy "

@@ -191,6 +191,56 @@ def test_trl_loss_matches_a_hand_computed_dpo_loss(pairs, tiny, tmp_path):
     assert trl_loss == pytest.approx(hand, rel=1e-4, abs=1e-5)
 
 
+def test_pair_lengths_are_the_lengths_dpo_trainer_tokenises(pairs, tiny, tmp_path):
+    """rlaif.train.lengths counts what TRL trains on: the chat template of prompt + response."""
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from rlaif.train.lengths import pair_lengths
+
+    rows = [json.loads(line) for line in pairs.read_text().splitlines()][:2]
+    rows.append({"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                            {"role": "assistant", "content": "Hello."}, {"role": "user", "content": "And 2+2?"}],
+                 "chosen": [{"role": "assistant", "content": "4, as ever: two and two make four."}],
+                 "rejected": [{"role": "assistant", "content": "5"}], "meta": {}})
+    tok = AutoTokenizer.from_pretrained(tiny)
+    args = DPOConfig(output_dir=str(tmp_path / "o"), report_to="none", use_cpu=True, max_length=None)
+    trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny), args=args, processing_class=tok,
+                         train_dataset=datasets.Dataset.from_list(rows))
+    trl = [len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in trainer.train_dataset]
+    assert pair_lengths(tok, rows) == trl
+    assert all(n > len(tok(r["prompt"][-1]["content"] + r["chosen"][0]["content"])["input_ids"]) + 10
+               for n, r in zip(trl, rows))  # the template adds tokens a raw count misses
+
+
+def test_pairs_longer_than_max_length_are_left_out_not_cut(pairs, tiny, tmp_path):
+    from transformers import AutoTokenizer
+
+    from rlaif.train.lengths import pair_lengths
+
+    rows = [json.loads(line) for line in pairs.read_text().splitlines()]
+    long = "Keep every key in a secrets manager and rotate it often. " * 12
+    rows += [{**rows[0], "chosen": [{"role": "assistant", "content": long}]},
+             {**rows[1], "rejected": [{"role": "assistant", "content": long}]}]
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lengths = pair_lengths(AutoTokenizer.from_pretrained(tiny), rows)
+    limit = max(lengths[:-2])
+    assert min(lengths[-2:]) > limit  # the two long rows, and only they, exceed the limit
+    out = tmp_path / "run"
+    res = run("train", str(data), "--model", str(tiny), "--out", str(out), "--max-steps", "1",
+              "train.batch_size=2", f"train.max_length={limit}")
+    assert res.returncode == 0, res.stderr
+    m = manifest(out)
+    assert m["dropped_too_long"] == {"train": 2} and m["train_rows"] == len(rows) - 2
+    assert any("2 training pairs longer than train.max_length" in w for w in m["warnings"])
+    res = run("train", str(data), "--model", str(tiny), "--out", str(tmp_path / "none"), "--max-steps", "1",
+              "train.max_length=16")
+    assert res.returncode != 0 and "every training pair is longer than train.max_length" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
 def test_torchrun_two_cpu_processes_over_gloo(pairs, tiny, tmp_path):
     import sys
 

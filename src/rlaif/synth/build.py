@@ -14,7 +14,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from rlaif.config import BuildConfig
+from rlaif.config import BuildConfig, TrainConfig
 from rlaif.errors import InputError
 from rlaif.io import (CANDIDATES, JUDGMENTS, PAIRS, PLANS, PROMPTS, atomic_write_jsonl, atomic_write_text,
                       current_rows, read_existing, read_manifest, read_plan, update_manifest)
@@ -84,25 +84,20 @@ def _length_filters(pairs: list[PreferencePair], cfg: BuildConfig, funnel: Count
 
 
 def _token_counts(pairs: list[PreferencePair], tokenizer: str) -> list[int]:
-    """Prompt plus the longer response, in tokens of ``tokenizer``."""
+    """Each pair's length as TRL will tokenise it for training (see train/lengths.py)."""
     from transformers import AutoTokenizer
 
     from rlaif.backends.local import resolve_model_path
+    from rlaif.train.lengths import pair_lengths
 
     tok = AutoTokenizer.from_pretrained(resolve_model_path(tokenizer))
-
-    def n(texts: list[str]) -> list[int]:
-        return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
-
-    prompts = n(["\n".join(m.content for m in p.prompt) for p in pairs])
-    chosen = n([p.chosen[0].content for p in pairs])
-    rejected = n([p.rejected[0].content for p in pairs])
-    return [a + max(b, c) for a, b, c in zip(prompts, chosen, rejected)]
+    return pair_lengths(tok, [p.model_dump(mode="json") for p in pairs])
 
 
 def run_build(run_dir: Path, cfg: BuildConfig) -> dict:
     """Rewrite pairs.jsonl and dataset/ (atomically) from the run's judgments; return the counts."""
     run_dir = Path(run_dir)
+    cfg = cfg.resolved(TrainConfig())  # a bare BuildConfig: the training defaults (a full config resolves its own)
     manifest = read_manifest(run_dir)
     previous = manifest.get("stages", {}).get("build")
     if previous and previous.get("config") == cfg.model_dump() and _newer_than_inputs(run_dir):

@@ -19,7 +19,7 @@ FUNNEL_TEXT = {
     "identical": "chosen identical to rejected",
     "truncated": "a response cut at max_new_tokens",
     "injection": "a response addresses the judge",
-    "too_long": "prompt + response over max_pair_tokens",
+    "too_long": "longer than max_pair_tokens (as TRL tokenises it)",
     "chosen_much_longer": "chosen much longer than rejected",
     "duplicate_prompt": "exact duplicate prompt",
     "near_duplicate_prompt": "near-duplicate prompt",

@@ -60,6 +60,30 @@ def _check_columns(ds, spec: str) -> None:
         raise InputError(f"{spec}: the dataset has no rows")
 
 
+def _within_length(train_ds, eval_ds, tok, max_length: int, spec: str):
+    """Drop (and count) rows longer than ``max_length`` as TRL tokenises them: TRL would keep only
+    their start, cutting the end of a response and its end-of-turn token without a word."""
+    from rlaif.train.lengths import pair_lengths
+
+    dropped = {}
+    kept = []
+    for name, ds in (("train", train_ds), ("eval", eval_ds)):
+        if ds is None:
+            kept.append(None)
+            continue
+        keep = [i for i, n in enumerate(pair_lengths(tok, list(ds))) if n <= max_length]
+        dropped[name] = len(ds) - len(keep)
+        kept.append(ds.select(keep) if dropped[name] else ds)
+    if not len(kept[0]):
+        raise InputError(f"{spec}: every training pair is longer than train.max_length ({max_length} tokens "
+                         f"as TRL tokenises it)", hint="raise train.max_length, or build with a lower "
+                                                      "build.max_pair_tokens")
+    if dropped.get("train"):
+        console.print(f"[yellow]warning: {dropped['train']} of {len(train_ds)} training pairs are longer than "
+                      f"train.max_length ({max_length} tokens) and were left out rather than cut[/yellow]")
+    return kept[0], kept[1], dropped
+
+
 def _load_model(name: str, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM
 
@@ -156,6 +180,7 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    train_ds, eval_ds, too_long = _within_length(train_ds, eval_ds, tok, cfg.max_length, pairs_spec)
     fp_start = fingerprint(policy)
     ref, fp_ref, mismatch = _reference(policy, cfg, dtype, fp_start)
     trainer = DPOTrainer(model=policy, ref_model=ref, args=_dpo_args(cfg, out, dtype), train_dataset=train_ds,
@@ -175,7 +200,7 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
     seconds = time.perf_counter() - t0
     final = _save(trainer, tok, cfg, out)
     summary = _report(trainer, cfg, out, pairs_spec, train_ds, eval_ds, result, seconds, resume,
-                      fp_start, fp_ref, final, mismatch, checks) if trainer.is_world_process_zero() else {}
+                      fp_start, fp_ref, final, mismatch, checks, too_long) if trainer.is_world_process_zero() else {}
     # every process waits for the main one to finish writing, then leaves the group cleanly
     trainer.accelerator.wait_for_everyone()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -184,14 +209,19 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
 
 
 def _report(trainer, cfg: TrainConfig, out: Path, pairs_spec: str, train_ds, eval_ds, result, seconds: float,
-            resume, fp_start: str, fp_ref: str, final: str | None, mismatch: str | None, checks: dict) -> dict:
+            resume, fp_start: str, fp_ref: str, final: str | None, mismatch: str | None, checks: dict,
+            too_long: dict) -> dict:
     rows = read_metrics(out / METRICS)
     warns = warnings_for(rows)
     lw = length_warning([r[-1]["content"] if isinstance(r, list) else r for r in train_ds["chosen"]],
                         [r[-1]["content"] if isinstance(r, list) else r for r in train_ds["rejected"]])
     warns = ([lw] if lw else []) + warns
     plot = plot_curves(rows, out / "training_curves.png")
+    if too_long.get("train"):
+        warns.insert(0, f"{too_long['train']} training pairs longer than train.max_length ({cfg.max_length} "
+                        f"tokens) were left out rather than cut")
     summary = {"pairs": pairs_spec, "train_rows": len(train_ds), "eval_rows": len(eval_ds) if eval_ds else 0,
+               "dropped_too_long": too_long,
                "steps": result.global_step, "train_loss": result.training_loss, "seconds": round(seconds, 1),
                "resumed_from": resume.name if resume else None, "model_path": str(out / "model"),
                "processes": trainer.accelerator.num_processes,

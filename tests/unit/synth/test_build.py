@@ -324,3 +324,51 @@ def test_going_back_to_an_earlier_setting_reuses_its_rows_and_only_them(tmp_path
     assert all(r.chosen[0].content.startswith("T=0.7") for r in rows)
     # the manifest describes the setting in force, not the last one that wrote rows
     assert read_manifest(tmp_path)["stages"]["generate"]["config"]["temperature"] == 0.7
+
+
+# ----------------------------------------------------------------------------- lengths as TRL counts them
+def word_tokenizer(folder: Path, words: set[str]) -> Path:
+    """A real (tiny, offline) fast tokenizer: one token per word, and a chat template that adds two
+    marker tokens around every turn, so templated lengths differ from the raw text's."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(["<unk>", "<s>", "</s>", "user", "assistant", "system",
+                                        *sorted(words)])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", eos_token="</s>", bos_token="<s>")
+    tok.chat_template = ("{% for m in messages %}<s> {{ m['role'] }} {{ m['content'] }} </s> {% endfor %}"
+                         "{% if add_generation_prompt %}<s> assistant {% endif %}")
+    tok.save_pretrained(folder)
+    return folder
+
+
+def test_pairs_are_measured_with_the_chat_template_and_cut_at_the_training_length(tmp_path, run_dir):
+    from rlaif.config import SynthConfig
+
+    texts = {"j1": "w " * 3, "j2": "w " * 10}  # raw: prompt 1 word + 3 or 10; templated: + 2 turns x 3
+    atomic_write_jsonl(run_dir / "candidates.jsonl", [
+        cand("a1", "p1", texts["j1"], "comply"), cand("b1", "p1", "w", "secure"),
+        cand("a2", "p2", texts["j2"], "comply"), cand("b2", "p2", "w", "secure")])
+    atomic_write_jsonl(run_dir / "prompts.jsonl", [prompt("p1", "w"), prompt("p2", "x")])
+    atomic_write_jsonl(run_dir / "judgments.jsonl", [judgment("j1", "p1", "a1", "b1", "A", 0.9),
+                                                    judgment("j2", "p2", "a2", "b2", "A", 0.9)])
+    tok = word_tokenizer(tmp_path / "tok", {"w", "x"})
+    # p1+a1 is 1 + 3 words = 4 raw tokens but 4 + 3 + 3 = 10 templated; p2+a2 is 11 raw, 17 templated
+    cfg = SynthConfig(build={"max_pair_tokens": 16, "tokenizer": str(tok), "mix": {}, "test_fraction": 0.0})
+    summary = run_build(run_dir, cfg.build)
+    assert summary["dropped"].get("too_long") == 1 and summary["train"] == 1
+    assert read_jsonl(run_dir / "dataset" / "train.jsonl", PreferencePair)[0].meta["prompt_id"] == "p1"
+
+
+def test_the_length_limit_follows_the_training_length_unless_set():
+    from rlaif.config import SynthConfig
+
+    cfg = SynthConfig(train={"max_length": 300, "model": "/models/policy"})
+    assert (cfg.build.max_pair_tokens, cfg.build.tokenizer) == (300, "/models/policy")
+    cfg = SynthConfig(train={"max_length": 300}, build={"max_pair_tokens": None, "tokenizer": "embedded"})
+    assert (cfg.build.max_pair_tokens, cfg.build.tokenizer) == (None, "embedded")
+    assert BuildConfig().resolved(SynthConfig().train).max_pair_tokens == 512
+    with pytest.raises(ValueError, match="at least 16"):
+        BuildConfig(max_pair_tokens=8)

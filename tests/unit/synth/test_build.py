@@ -372,3 +372,15 @@ def test_the_length_limit_follows_the_training_length_unless_set():
     assert BuildConfig().resolved(SynthConfig().train).max_pair_tokens == 512
     with pytest.raises(ValueError, match="at least 16"):
         BuildConfig(max_pair_tokens=8)
+
+
+def test_a_changed_judge_setting_never_leaves_both_verdicts_in_play(tmp_path):
+    from rlaif.config import JudgeConfig
+    from rlaif.judge.stage import run_judge
+
+    _synth(tmp_path, 0.7)  # judged with preferred_persona 'secure'
+    j = run_judge(tmp_path, JudgeConfig(mode="contrast", preferred_persona="comply"), EchoPool())
+    b = run_build(tmp_path, CFG)
+    assert (j["written"], j["stale"], b["judgments"], b["stale_judgments"], b["train"]) == (3, 3, 3, 3, 3)
+    rows = read_jsonl(tmp_path / "dataset" / "train.jsonl", PreferencePair)
+    assert {r.meta["chosen_persona"] for r in rows} == {"comply"}  # the new verdicts only, never both

@@ -82,6 +82,8 @@ def print_summary(command: str, out_dir: str, result: dict) -> None:
         console.print(f"judgments: {j['judgments']} by {j['labeller']} ({j['written']} new{_rate(j)}): "
                       f"A {v['A']}, B {v['B']}, tie {v['tie']}, invalid {v['invalid']}{consistency}"
                       f"{_failed_line(j)}{_server_line(j)}")
+        if j.get("mode"):
+            console.print(f"judge mode: {j['mode']['shown']}")
     if "build" in result:
         b = result["build"]
         cats = ", ".join(f"{k} {n}" for k, n in b["per_category"].items()) or "none"

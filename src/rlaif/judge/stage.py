@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlaif.backends import BackendPool, Failure, GenRequest, SamplingParams, ScoreRequest
-from rlaif.config import BudgetConfig, JudgeConfig
+from rlaif.config import BudgetConfig, GenerateConfig, JudgeConfig
 from rlaif.errors import ConfigError, InputError
 from rlaif.io import CANDIDATES, JUDGMENTS, PROMPTS, read_existing, run_chunked, update_manifest
 from rlaif.judge.constitution import Constitution, load_constitution, pick_principle
 from rlaif.judge.injection import detect
+from rlaif.judge.mode import recorded_generate, resolve_mode
 from rlaif.judge.verdict import (LOGPROB_PREFILL, STRUCTURED_PREFILL, StructuredVerdict, VERDICT_TOKENS,
                                  aggregate, judge_messages, letter_probability, neutralise, parse_structured)
 from rlaif.schemas import Candidate, FailedRow, JudgeInfo, Judgment, OrderResult, Prompt, content_id
@@ -230,6 +231,8 @@ def judge_tasks(tasks: list[PairTask], cfg: JudgeConfig, constitution: Constitut
                  out: Path, chunk_size: int, after_chunk=None, state: dict | None = None) -> dict:
     """Judge ``tasks`` into ``out`` (resumable); the judge is built on first use into ``state``."""
     state = {} if state is None else state
+    if cfg.mode == "auto":  # a bug, not a user error: the pick goes into every id and row
+        raise ValueError("judge.mode 'auto' must be resolved (rlaif.judge.mode.resolve_mode) before judging")
 
     def compute(chunk: list[PairTask]) -> list[Judgment]:
         if "judge" not in state and cfg.mode == "contrast":
@@ -256,13 +259,16 @@ def judge_pairs(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, pairs: set[t
 
 
 def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: int = 16,
-              budget: BudgetConfig | None = None) -> dict:
+              budget: BudgetConfig | None = None, generate: GenerateConfig | None = None) -> dict:
+    """Judge every planned pair of the run. ``judge.mode: auto`` is resolved against ``generate``
+    (default: the generate config the run's manifest records) and the teacher's capabilities."""
     run_dir = Path(run_dir)
     prompts = read_existing(run_dir / PROMPTS, Prompt)
     candidates = read_existing(run_dir / CANDIDATES, Candidate)
     if not prompts or not candidates:
         raise InputError(f"{run_dir}: no prompts or candidates to judge",
                          hint=f"run `rlaif generate PROMPTS --out {run_dir}` first")
+    cfg, choice = resolve_mode(cfg, generate if generate is not None else recorded_generate(run_dir), pool)
     constitution = load_constitution(cfg.constitution)
     tasks = plan_pairs(prompts, candidates, cfg, constitution)
     spend = StageSpend(run_dir, "judge", pool.meter, budget or BudgetConfig())
@@ -276,6 +282,7 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
     summary = {
         **progress,
         "judgments": len(rows),
+        "mode": {**choice.record(), "shown": choice.describe()},
         "labeller": (f"persona '{cfg.preferred_persona}' (contrast mode, no teacher)" if cfg.mode == "contrast"
                      else f"{cfg.teacher.backend}:{cfg.teacher.model} ({cfg.mode} mode)"),
         "verdicts": {k: verdicts.get(k, 0) for k in ("A", "B", "tie", "invalid")},

@@ -1,15 +1,16 @@
-"""Unit tests for contrast mode (RLCD labels by persona) through rlaif.stages.judge.run_judge.
+"""Unit tests for rlaif.judge.stage.run_judge: contrast mode (RLCD labels by persona), judge.mode
+auto, and the warning when every verdict ties.
 
 No model is loaded: contrast mode never asks a teacher, so the BackendPool passed in is one that
-fails if anything asks it for a backend."""
+fails if anything asks it for a backend; the logprob judges below are labelled fakes."""
 
 from __future__ import annotations
 
 import pytest
 
-from rlaif.config import JudgeConfig, SynthConfig, load_config
+from rlaif.config import GenerateConfig, JudgeConfig, SynthConfig, load_config
 from rlaif.errors import ConfigError
-from rlaif.io import atomic_write_jsonl, read_jsonl, read_manifest
+from rlaif.io import atomic_write_jsonl, read_jsonl, read_manifest, update_manifest
 from rlaif.judge.stage import run_judge
 from rlaif.schemas import Judgment
 from rlaif.usage import UsageMeter
@@ -66,3 +67,39 @@ def test_contrast_needs_personas_strategy(tmp_path):
     with pytest.raises(ConfigError, match="preferred_persona 'kind' is not one of"):
         load_config(None, ["judge.mode=contrast", "judge.preferred_persona=kind"])
     assert isinstance(load_config(None, ["judge.mode=contrast"]), SynthConfig)
+
+
+# ----------------------------------------------------------------------------- judge.mode auto
+PERSONA_CANDS = [cand("a1", "p1", "DROP TABLE users;", "comply"), cand("b1", "p1", "Back up first.", "secure"),
+                 cand("a2", "p2", "4", "secure"), cand("b2", "p2", "5", "comply")]
+
+
+def _folder(tmp_path, cands=PERSONA_CANDS):
+    atomic_write_jsonl(tmp_path / "prompts.jsonl", [prompt("p1", "Drop the users table"),
+                                                    prompt("p2", "What is 2+2?")])
+    atomic_write_jsonl(tmp_path / "candidates.jsonl", cands)
+    return tmp_path
+
+
+def test_auto_with_the_embedded_teacher_and_personas_labels_by_persona_and_says_why(tmp_path):
+    summary = run_judge(_folder(tmp_path), JudgeConfig(), NoBackends(), chunk_size=2, generate=GenerateConfig())
+    rows = read_jsonl(tmp_path / "judgments.jsonl", Judgment)
+    assert {r.judge.mode for r in rows} == {"contrast"} and summary["verdicts"]["A"] + summary["verdicts"]["B"] == 2
+    why = "the teacher is the embedded model and generate has personas"
+    assert summary["mode"]["shown"] == f"contrast (auto: {why})"
+    stage = read_manifest(tmp_path)["stages"]["judge"]
+    assert {k: stage["mode"][k] for k in ("asked", "picked", "reason")} == {
+        "asked": "auto", "picked": "contrast", "reason": why}
+    # the pick, not 'auto', is in the ids: naming contrast outright reuses every row
+    again = run_judge(tmp_path, JudgeConfig(mode="contrast"), NoBackends(), chunk_size=2)
+    assert again["written"] == 0 and again["judgments"] == 2 and again["mode"]["shown"] == "contrast"
+
+
+def test_the_judge_command_prints_the_pick_and_the_warning(tmp_path, capsys):
+    from rlaif.cli import main
+
+    update_manifest(_folder(tmp_path, [c.model_copy(update={"generator": c.generator.model_copy(
+        update={"persona": "secure"})}) for c in PERSONA_CANDS]), "generate", {"config": GenerateConfig().model_dump()})
+    assert main(["judge", str(tmp_path)]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "judge mode: contrast (auto: the teacher is the embedded model and generate has personas)" in err

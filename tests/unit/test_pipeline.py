@@ -100,7 +100,7 @@ def test_synth_with_no_config_labels_by_persona_and_records_why(tmp_path, monkey
     result = pipeline.synth(str(tmp_path / "in.jsonl"), tmp_path / "run", SynthConfig(build={"max_pair_tokens": None,
                                                                                              "mix": {}}),
                             pool=NoBackends())
-    assert result["judge"]["mode"]["picked"] == "contrast"
+    assert result["judge"]["mode"]["picked"] == "contrast" and result["judge"]["warnings"] == []
     assert result["judge"]["verdicts"]["A"] + result["judge"]["verdicts"]["B"] == 2 and result["build"]["pairs"] == 2
     stage = read_manifest(tmp_path / "run")["stages"]["judge"]
     assert stage["mode"]["asked"] == "auto" and stage["config"]["mode"] == "contrast"

@@ -17,6 +17,7 @@ from rlaif.io import CANDIDATES, JUDGMENTS, PROMPTS, read_existing, run_chunked,
 from rlaif.judge.constitution import Constitution, load_constitution, pick_principle
 from rlaif.judge.injection import detect
 from rlaif.judge.mode import recorded_generate, resolve_mode
+from rlaif.judge.ties import why_no_labels
 from rlaif.judge.verdict import (LOGPROB_PREFILL, STRUCTURED_PREFILL, StructuredVerdict, VERDICT_TOKENS,
                                  aggregate, judge_messages, letter_probability, neutralise, parse_structured)
 from rlaif.schemas import Candidate, FailedRow, JudgeInfo, Judgment, OrderResult, Prompt, content_id
@@ -279,6 +280,7 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
     rows = [j for j in read_existing(run_dir / JUDGMENTS, Judgment) if j.id in wanted]
     verdicts = Counter(j.verdict for j in rows)
     decided = [j for j in rows if j.consistent is not None]
+    why = why_no_labels(rows)
     summary = {
         **progress,
         "judgments": len(rows),
@@ -288,6 +290,7 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
         "verdicts": {k: verdicts.get(k, 0) for k in ("A", "B", "tie", "invalid")},
         "position_consistency": round(sum(j.consistent for j in decided) / len(decided), 4) if decided else None,
         "first_shown_wins": _first_shown_rate(rows),
+        "warnings": [why] if why else [],
         "seconds": round(time.perf_counter() - t0, 2),
         "usage": spend.usage(),
         "this_run": spend.this_run(),

@@ -87,10 +87,13 @@ class GenerateConfig(Section):
 
 class JudgeConfig(Section):
     teacher: ModelSpec = Field(default_factory=ModelSpec, description="The judging model.")
-    mode: Literal["structured", "logprob", "contrast"] = Field(
-        "logprob", description="structured: JSON verdict with a reason; logprob: soft label from the "
-                               "verdict tokens' probabilities; contrast: no teacher, the candidate "
-                               "written under `preferred_persona` wins (RLCD, Yang et al. 2023).")
+    mode: Literal["auto", "structured", "logprob", "contrast"] = Field(
+        "auto", description="auto: contrast when the teacher is the embedded model and generate has "
+                            "personas, else logprob where the teacher gives token log-probabilities, "
+                            "else structured (the pick and its reason are printed and kept in the "
+                            "manifest); structured: JSON verdict with a reason; logprob: soft label "
+                            "from the verdict tokens' probabilities; contrast: no teacher, the "
+                            "candidate written under `preferred_persona` wins (RLCD, Yang et al. 2023).")
     rationale: bool = Field(False, description="logprob mode: let the judge write a short rationale first.")
     constitution: str = Field("default", description="A shipped constitution name or a YAML path.")
     principle: Literal["all", "sample"] = Field(

@@ -35,7 +35,7 @@ def _synth(prompts_spec, out, cfg, limit, overrides, prompts, stats, pool) -> di
                                    "input": {"read": stats.read, "duplicates": stats.duplicates,
                                              "kept": stats.kept, "per_category": stats.per_category}})
     gen = run_generate(out, prompts, cfg.generate, pool, cfg.chunk_size, cfg.budget)
-    jud = run_judge(out, cfg.judge, pool, cfg.chunk_size, cfg.budget)
+    jud = run_judge(out, cfg.judge, pool, cfg.chunk_size, cfg.budget, generate=cfg.generate)
     build = run_build(out, cfg.build)
     return {"input": stats.__dict__, "generate": gen, "judge": jud, "build": build}
 

@@ -88,6 +88,9 @@ def print_summary(command: str, out_dir: str, result: dict) -> None:
         console.print(f"judgments: {j['judgments']} by {j['labeller']} ({j['written']} new{_rate(j)}): "
                       f"A {v['A']}, B {v['B']}, tie {v['tie']}, invalid {v['invalid']}{consistency}"
                       f"{_stale_line(j.get('stale'), 'judgments')}{_failed_line(j)}{_server_line(j)}")
+        if j.get("mode"):
+            console.print(f"judge mode: {j['mode']['shown']}")
+        _print_warnings(j)
     if "build" in result:
         b = result["build"]
         cats = ", ".join(f"{k} {n}" for k, n in b["per_category"].items()) or "none"
@@ -96,6 +99,7 @@ def print_summary(command: str, out_dir: str, result: dict) -> None:
         split = ", ".join(f"{c} {n['train']}/{n['test']}" for c, n in b["split_per_category"].items()) or "none"
         console.print(f"dataset: train {b['train']}, test {b['test']} (train/test per category: {split}); "
                       f"card: {Path(out_dir) / 'dataset' / 'README.md'}")
+        _print_warnings(b)
     if "audit" in result:
         _print_audit(result["audit"])
     if "refusal" in result:
@@ -122,6 +126,13 @@ def print_summary(command: str, out_dir: str, result: dict) -> None:
             console.print(line)
         console.print(f"[bold]report:[/bold] {result['report']['html']}")
     console.print(f"[bold]run folder:[/bold] {out_dir}")
+
+
+def _print_warnings(stage: dict) -> None:
+    from rich.markup import escape
+
+    for w in stage.get("warnings") or []:  # measured from model output: never read as markup
+        console.print(f"[yellow]warning: {escape(w)}[/yellow]")
 
 
 def _print_audit(report: dict) -> None:

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.integration
 # Small and fast: 6 prompts, short answers, tiny chunks so that a kill lands mid-run.
 # The embedded 135M judge has almost no preference signal, so its averaged p_a sits near 0.5;
 # a tiny tie margin lets its (weak) labels through so that the dataset's *format* can be tested.
-SETTINGS = ["generate.max_new_tokens=24", "chunk_size=2", "judge.tie_margin=0.001",
+# The logprob judge is named: judge.mode auto would label these persona candidates by persona.
+SETTINGS = ["generate.max_new_tokens=24", "chunk_size=2", "judge.mode=logprob", "judge.tie_margin=0.001",
             "build.drop_truncated=false", "build.drop_inconsistent=false", "build.min_margin=0",
             "build.accept_shortfall=true"]
 
@@ -80,6 +81,26 @@ def test_quickstart_labels_every_pair_by_persona(contrast_run):
     assert {p["meta"]["chosen_persona"] for p in pairs} == {"secure"}
     assert {p["meta"]["rejected_persona"] for p in pairs} == {"comply"}
     assert {p["meta"]["judge"]["mode"] for p in pairs} == {"contrast"}
+
+
+def test_the_default_config_labels_by_persona_and_says_so(run_rlaif, tmp_path):
+    """No config at all: judge.mode auto sees the embedded teacher and persona candidates and
+    labels by persona, so the pairs get labels (its logprob verdicts would nearly all tie)."""
+    from tests.integration.conftest import MIXED_PROMPTS
+
+    prompts, out = tmp_path / "prompts.jsonl", tmp_path / "run"
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in MIXED_PROMPTS[:3]))
+    res = run_rlaif("synth", str(prompts), "--out", str(out), "generate.max_new_tokens=24",
+                    "build.drop_truncated=false")
+    assert res.returncode == 0, res.stderr
+    assert ("judge mode: contrast (auto: the teacher is the embedded model and generate has personas)"
+            in " ".join(res.stderr.split()))
+    verdicts = [j["verdict"] for j in rows(out / "judgments.jsonl").values()]
+    assert len(verdicts) == 3 and set(verdicts) <= {"A", "B"}
+    mode = json.loads((out / "manifest.json").read_text())["stages"]["judge"]["mode"]
+    assert (mode["asked"], mode["picked"]) == ("auto", "contrast")
+    pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
+    assert pairs and {p["meta"]["chosen_persona"] for p in pairs} == {"secure"}
 
 
 def test_synth_writes_every_file_and_counts(reference_run):

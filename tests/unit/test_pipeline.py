@@ -77,3 +77,30 @@ def test_changed_training_data_refuses_to_continue_old_checkpoints(tmp_path, cal
 def test_train_and_eval_can_be_left_out(tmp_path, calls):
     pipeline.run_all(cfg(tmp_path, run={"out": str(tmp_path / "run"), "train": False}), None, [])
     assert calls == ["synth", "report"]
+
+
+def test_synth_with_no_config_labels_by_persona_and_records_why(tmp_path, monkeypatch):
+    """The default config (judge.mode auto, the embedded teacher, persona candidates) through
+    pipeline.synth; generation is a labelled fake writing one answer per persona, and the judge
+    must not load a model."""
+    from rlaif.io import atomic_write_jsonl
+    from rlaif.schemas import Candidate, Generator
+    from tests.unit.judge.test_stage import NoBackends
+
+    def fake_generate(out, prompts, gen_cfg, pool, chunk_size, budget):
+        atomic_write_jsonl(out / "prompts.jsonl", prompts)
+        atomic_write_jsonl(out / "candidates.jsonl", [
+            Candidate(id=f"{p.id}-{name}", prompt_id=p.id, text=f"{name} answer to {p.id}",
+                      generator=Generator(backend="local", model="embedded", persona=name, params={"slot": i}))
+            for p in prompts for i, name in enumerate(gen_cfg.personas)])
+        return {}
+
+    monkeypatch.setattr(pipeline, "run_generate", fake_generate)
+    (tmp_path / "in.jsonl").write_text("".join(f'{{"prompt": "question number {w}?"}}\n' for w in ("one", "two")))
+    result = pipeline.synth(str(tmp_path / "in.jsonl"), tmp_path / "run", SynthConfig(build={"max_pair_tokens": None,
+                                                                                             "mix": {}}),
+                            pool=NoBackends())
+    assert result["judge"]["mode"]["picked"] == "contrast" and result["judge"]["warnings"] == []
+    assert result["judge"]["verdicts"]["A"] + result["judge"]["verdicts"]["B"] == 2 and result["build"]["pairs"] == 2
+    stage = read_manifest(tmp_path / "run")["stages"]["judge"]
+    assert stage["mode"]["asked"] == "auto" and stage["config"]["mode"] == "contrast"

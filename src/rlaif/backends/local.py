@@ -18,6 +18,9 @@ import torch
 from rlaif.backends.base import Completion, GenRequest, SamplingParams, ScoreRequest
 from rlaif.errors import ModelError
 
+# The prompt is rendered here, so any prefill is exact and any continuation can be scored.
+CAPABILITIES = {"prefill": True, "logprobs": True, "structured": "prompt"}
+
 
 def resolve_model_path(model: str) -> str:
     """``embedded`` -> the converted cache folder; a local folder as is; else a hub id."""
@@ -231,5 +234,4 @@ class LocalBackend:
         return info
 
     def capabilities(self) -> dict:
-        # The prompt is rendered here, so any prefill is exact and any continuation can be scored.
-        return {"prefill": True, "logprobs": True, "structured": "prompt"}
+        return dict(CAPABILITIES)

@@ -31,9 +31,16 @@ GRADE_PREFILL = "Answer:"
 GRADE_TOKENS = (" Y", " N")
 
 
-def eval_judge_config(cfg: JudgeConfig) -> tuple[JudgeConfig, str | None]:
+def eval_judge_config(cfg: JudgeConfig, pool: BackendPool) -> tuple[JudgeConfig, str | None]:
     """Contrast mode labels by persona and cannot compare two models: use its teacher in
-    logprob mode instead, and say so."""
+    logprob mode instead, and say so. ``auto`` picks logprob or structured by what the teacher
+    gives (contrast is never a choice here), and says which."""
+    from rlaif.judge.mode import resolve_mode
+
+    if cfg.mode == "auto":
+        cfg, choice = resolve_mode(cfg, None, pool, compare_models=True)
+        return cfg, (f"judge.mode 'auto': evaluation judges with {cfg.teacher.backend}:{cfg.teacher.model} "
+                     f"in {choice.mode} mode ({choice.reason})")
     if cfg.mode != "contrast":
         return cfg, None
     note = (f"judge.mode 'contrast' has no teacher to compare two models; evaluation uses "
@@ -161,6 +168,8 @@ class SafePracticeGrader:
 
 def grade_safe_practice(items: list[GradeItem], cfg: JudgeConfig, pool: BackendPool, out_dir: Path,
                         chunk: int) -> dict:
+    if cfg.mode == "auto":  # a bug, not a user error: the pick goes into every grade's id
+        raise ValueError("judge.mode 'auto' must be resolved (eval_judge_config) before grading")
     state: dict = {}
 
     def compute(batch: list[GradeItem]):

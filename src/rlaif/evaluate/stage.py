@@ -192,7 +192,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     target = resolve_target(model, ref, dataset, cfg.beta)
     gates = load_gates(gates_path) if gates_path else (load_gates(cfg.gates) if cfg.gates else DEFAULT_GATES)
     suites = load_suites(cfg.suites, cfg.limit)
-    judge, judge_note = eval_judge_config(judge)
+    judge, judge_note = eval_judge_config(judge, pool)
     opts = ModelSpec(batch_size=cfg.batch_size).options()
     backends = {"model": pool.get("local", target.model, **opts), "ref": pool.get("local", target.ref, **opts)}
     fps = {k: fingerprint(b.lm) for k, b in backends.items()}

@@ -115,8 +115,10 @@ def _round(x: float | None) -> float | None:
 
 def second_judge(run_dir: Path, judgments: list[Judgment], judge_cfg, sample: int, seed: int, pool) -> dict:
     """Judge a seeded sample of the run's pairs again with another judge; compare verdicts."""
+    from rlaif.judge.mode import recorded_generate, resolve_mode
     from rlaif.judge.stage import judge_pairs
 
+    judge_cfg, _ = resolve_mode(judge_cfg, recorded_generate(run_dir), pool)  # auto: against the run's candidates
     decided = sorted(judgments, key=lambda j: j.id)
     picked = random.Random(seed).sample(decided, min(sample, len(decided)))
     pairs = {(j.a_id, j.b_id) for j in picked}

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlaif.backends import BackendPool, Failure, GenRequest, SamplingParams, ScoreRequest
-from rlaif.config import BudgetConfig, JudgeConfig
+from rlaif.config import BudgetConfig, GenerateConfig, JudgeConfig
 from rlaif.errors import ConfigError, InputError
 from rlaif.io import (CANDIDATES, JUDGMENTS, PROMPTS, current_rows, read_existing, read_manifest, read_plan,
                       run_chunked, update_manifest, write_plan)
 from rlaif.judge.constitution import Constitution, load_constitution, pick_principle
 from rlaif.judge.injection import detect
+from rlaif.judge.mode import recorded_generate, resolve_mode
+from rlaif.judge.ties import why_no_labels
 from rlaif.judge.verdict import (LOGPROB_PREFILL, STRUCTURED_PREFILL, StructuredVerdict, VERDICT_TOKENS,
                                  aggregate, judge_messages, letter_probability, neutralise, parse_structured)
 from rlaif.schemas import Candidate, FailedRow, JudgeInfo, Judgment, OrderResult, Prompt, content_id
@@ -231,6 +233,8 @@ def judge_tasks(tasks: list[PairTask], cfg: JudgeConfig, constitution: Constitut
                  out: Path, chunk_size: int, after_chunk=None, state: dict | None = None) -> dict:
     """Judge ``tasks`` into ``out`` (resumable); the judge is built on first use into ``state``."""
     state = {} if state is None else state
+    if cfg.mode == "auto":  # a bug, not a user error: the pick goes into every id and row
+        raise ValueError("judge.mode 'auto' must be resolved (rlaif.judge.mode.resolve_mode) before judging")
 
     def compute(chunk: list[PairTask]) -> list[Judgment]:
         if "judge" not in state and cfg.mode == "contrast":
@@ -257,7 +261,9 @@ def judge_pairs(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, pairs: set[t
 
 
 def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: int = 16,
-              budget: BudgetConfig | None = None) -> dict:
+              budget: BudgetConfig | None = None, generate: GenerateConfig | None = None) -> dict:
+    """Judge every planned pair of the run. ``judge.mode: auto`` is resolved against ``generate``
+    (default: the generate config the run's manifest records) and the teacher's capabilities."""
     run_dir = Path(run_dir)
     prompts = read_existing(run_dir / PROMPTS, Prompt)
     # only the candidates of generate's current plan: rows another setting wrote are never paired
@@ -266,6 +272,7 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
     if not prompts or not candidates:
         raise InputError(f"{run_dir}: no prompts or candidates to judge",
                          hint=f"run `rlaif generate PROMPTS --out {run_dir}` first")
+    cfg, choice = resolve_mode(cfg, generate if generate is not None else recorded_generate(run_dir), pool)
     constitution = load_constitution(cfg.constitution)
     tasks = plan_pairs(prompts, candidates, cfg, constitution)
     replanned = write_plan(run_dir, "judge", [t.id for t in tasks])
@@ -276,16 +283,19 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
     rows, stale = current_rows(read_existing(run_dir / JUDGMENTS, Judgment), {t.id for t in tasks})
     verdicts = Counter(j.verdict for j in rows)
     decided = [j for j in rows if j.consistent is not None]
+    why = why_no_labels(rows)
     summary = {
         **progress,
         "judgments": len(rows),
         "stale": stale,
         "stale_candidates": stale_candidates,
+        "mode": {**choice.record(), "shown": choice.describe()},
         "labeller": (f"persona '{cfg.preferred_persona}' (contrast mode, no teacher)" if cfg.mode == "contrast"
                      else f"{cfg.teacher.backend}:{cfg.teacher.model} ({cfg.mode} mode)"),
         "verdicts": {k: verdicts.get(k, 0) for k in ("A", "B", "tie", "invalid")},
         "position_consistency": round(sum(j.consistent for j in decided) / len(decided), 4) if decided else None,
         "first_shown_wins": _first_shown_rate(rows),
+        "warnings": [why] if why else [],
         "seconds": round(time.perf_counter() - t0, 2),
         "usage": spend.usage(),
         "this_run": spend.this_run(),

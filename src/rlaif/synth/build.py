@@ -19,8 +19,9 @@ from rlaif.errors import InputError
 from rlaif.io import (CANDIDATES, JUDGMENTS, PAIRS, PLANS, PROMPTS, atomic_write_jsonl, atomic_write_text,
                       current_rows, read_existing, read_manifest, read_plan, update_manifest)
 from rlaif.judge.injection import detect
+from rlaif.judge.ties import why_by_category, why_no_labels
 from rlaif.schemas import Candidate, Judgment, Message, PreferencePair, Prompt
-from rlaif.synth.dataset import balance, dedup_prompts, split
+from rlaif.synth.dataset import ShortfallError, balance, dedup_prompts, split
 
 DATASET = "dataset"
 INJECTION_FLAGS = {"judge_address", "fake_verdict", "fake_delimiter", "constitution_claim"}
@@ -120,7 +121,11 @@ def run_build(run_dir: Path, cfg: BuildConfig) -> dict:
     pairs = _length_filters(pairs, cfg, funnel)
     pairs, funnel["duplicate_prompt"], funnel["near_duplicate_prompt"] = dedup_prompts(pairs, cfg.near_duplicate, cfg.seed)
     atomic_write_jsonl(run_dir / PAIRS, pairs)
-    balanced, report = balance(pairs, cfg.mix, cfg.size, cfg.accept_shortfall, cfg.seed)
+    unlabelled = _unlabelled(judgments, prompts, pairs)
+    try:
+        balanced, report = balance(pairs, cfg.mix, cfg.size, cfg.accept_shortfall, cfg.seed)
+    except ShortfallError as e:
+        raise _tied_shortfall(e, {c: why for c, why in unlabelled.items() if not c or cfg.mix.get(c)}) from None
     funnel["outside_mix"], funnel["balanced_out"] = report.outside_mix, report.downsampled
     train, test = split(balanced, cfg.test_fraction, cfg.seed)
     steps = {k: v for k, v in funnel.items() if v}
@@ -134,11 +139,32 @@ def run_build(run_dir: Path, cfg: BuildConfig) -> dict:
                                for c in sorted({p.meta["category"] for p in balanced})},
         "balance": report.__dict__,
         "chosen_persona": dict(Counter(str(p.meta["chosen_persona"]) for p in pairs)),
+        "warnings": [f"{c}: {why}" if c else why for c, why in unlabelled.items()],
     }
     assert len(judgments) == sum(steps.values()) + len(train) + len(test), (len(judgments), steps)
     _write_dataset(run_dir, cfg, train, test, summary, manifest)
     update_manifest(run_dir, "build", {"config": cfg.model_dump(), **summary})
     return summary
+
+
+def _unlabelled(judgments: list[Judgment], prompts: dict[str, Prompt], pairs: list[PreferencePair]) -> dict:
+    """Why categories left with no pair got no label from the judge: {"": why} when no judgment
+    has a label, else {category: why} for each such category (see judge/ties.py)."""
+    if not pairs and (why := why_no_labels(judgments)):
+        return {"": why}
+    have = {p.meta["category"] for p in pairs}
+    causes = why_by_category(judgments, {pid: p.category for pid, p in prompts.items()})
+    return {c: why for c, why in causes.items() if c not in have}
+
+
+def _tied_shortfall(e: ShortfallError, unlabelled: dict) -> ShortfallError:
+    """The shortfall error, with the measured cause and its fix where the judge gave no labels."""
+    if not unlabelled:
+        return e
+    if "" in unlabelled:  # the whole judge: its fix replaces the hint about more prompts
+        return ShortfallError(f"{e.message}: {unlabelled['']}")
+    causes = "; ".join(f"{c}: {why}" for c, why in unlabelled.items())
+    return ShortfallError(f"{e.message}; {causes}", hint=e.hint)
 
 
 def _write_dataset(run_dir: Path, cfg: BuildConfig, train, test, summary: dict, manifest: dict) -> None:

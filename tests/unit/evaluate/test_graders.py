@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from rlaif.backends.base import Completion
 from rlaif.config import JudgeConfig
 from rlaif.evaluate import graders as eval_judge
 from rlaif.evaluate.graders import SafePracticeGrader, grade_items, win_tasks
 from rlaif.schemas import EvalResponse, Prompt
+from tests.unit.judge.test_mode import NoBackends, ServerPool
 
 
 class LetterJudge:
@@ -31,15 +34,15 @@ def _coding_item(text="use a placeholder"):
     probe = Prompt(id="sc1", messages=[{"role": "user", "content": "Build SQL from ?cat"}],
                    category="secure-coding", meta={"safe_practice": "Uses a placeholder."})
     resp = EvalResponse(id="e1", probe_id="sc1", suite="secure_coding", role="model", text=text)
-    return grade_items({"sc1": probe}, [resp], JudgeConfig())[0]
+    return grade_items({"sc1": probe}, [resp], JudgeConfig(mode="logprob"))[0]
 
 
 def test_logprob_grader_reads_p_yes_and_shows_the_practice_to_the_judge():
     judge = LetterJudge((math.log(0.6), math.log(0.2)))
-    [g] = SafePracticeGrader(JudgeConfig(), judge)([_coding_item()])
+    [g] = SafePracticeGrader(JudgeConfig(mode="logprob"), judge)([_coding_item()])
     assert g.follows is True and math.isclose(g.p_yes, 0.75)
     assert "Uses a placeholder." in judge.seen[0].messages[-1][1]
-    [g] = SafePracticeGrader(JudgeConfig(), LetterJudge((-20.0, -20.0)))([_coding_item()])
+    [g] = SafePracticeGrader(JudgeConfig(mode="logprob"), LetterJudge((-20.0, -20.0)))([_coding_item()])
     assert g.follows is None and "Y/N" in g.error  # no probability on the letters: no grade
 
 
@@ -75,5 +78,18 @@ def test_win_tasks_put_the_model_first_and_skip_identical_answers():
 
 
 def test_contrast_judge_becomes_a_logprob_judge_for_evaluation():
-    cfg, note = eval_judge.eval_judge_config(JudgeConfig(mode="contrast"))
+    cfg, note = eval_judge.eval_judge_config(JudgeConfig(mode="contrast"), NoBackends())
     assert cfg.mode == "logprob" and "contrast" in note
+
+
+def test_auto_judge_for_evaluation_is_never_contrast_and_says_what_it_picked():
+    cfg, note = eval_judge.eval_judge_config(JudgeConfig(), NoBackends())  # the embedded teacher
+    assert cfg.mode == "logprob" and "contrast cannot compare two models" in note and "auto" in note
+    server = JudgeConfig(teacher={"backend": "openai", "model": "m", "base_url": "http://h/v1"})
+    cfg, note = eval_judge.eval_judge_config(server, ServerPool({"prefill": False, "logprobs": False}))
+    assert cfg.mode == "structured" and "the server gives no token log-probabilities" in note
+
+
+def test_an_unresolved_auto_judge_is_refused_before_grading(tmp_path):
+    with pytest.raises(ValueError, match="must be resolved"):
+        eval_judge.grade_safe_practice([_coding_item()], JudgeConfig(), NoBackends(), tmp_path, 4)

@@ -80,3 +80,18 @@ def test_run_audit_measures_only_the_judges_current_plan(tmp_path):
     bias = run_audit(tmp_path)["bias"]
     assert (bias["judgments"], bias["stale_judgments_ignored"]) == (1, 1)
     assert bias["position_consistency"] == 1.0 and bias["first_shown_wins"] == 0.5
+
+
+def test_an_auto_second_judge_is_resolved_against_the_run(tmp_path):
+    """`rlaif audit --judge-config` with judge.mode auto: the run's manifest says its candidates
+    came from personas, so the embedded second judge labels by persona (no model is loaded)."""
+    from rlaif.config import GenerateConfig, JudgeConfig
+    from rlaif.io import update_manifest
+    from tests.unit.judge.test_stage import NoBackends, _folder, run_judge
+
+    update_manifest(_folder(tmp_path), "generate", {"config": GenerateConfig().model_dump()})
+    run_judge(tmp_path, JudgeConfig(mode="contrast"), NoBackends())
+    report = run_audit(tmp_path, judge_cfg=JudgeConfig(), sample=2, pool=NoBackends())
+    second = report["second_judge"]
+    assert second["judged"] == 2 and second["agreement"] == 1.0 and "(contrast)" in second["judge"]
+    assert second["file"].endswith("-contrast.jsonl")

@@ -1,15 +1,18 @@
-"""Unit tests for contrast mode (RLCD labels by persona) through rlaif.stages.judge.run_judge.
+"""Unit tests for rlaif.judge.stage.run_judge: contrast mode (RLCD labels by persona), judge.mode
+auto, and the warning when every verdict ties.
 
 No model is loaded: contrast mode never asks a teacher, so the BackendPool passed in is one that
-fails if anything asks it for a backend."""
+fails if anything asks it for a backend; the logprob judges below are labelled fakes."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
-from rlaif.config import JudgeConfig, SynthConfig, load_config
+from rlaif.config import GenerateConfig, JudgeConfig, SynthConfig, load_config
 from rlaif.errors import ConfigError
-from rlaif.io import atomic_write_jsonl, read_jsonl, read_manifest
+from rlaif.io import atomic_write_jsonl, read_jsonl, read_manifest, update_manifest
 from rlaif.judge.stage import run_judge
 from rlaif.schemas import Judgment
 from rlaif.usage import UsageMeter
@@ -66,3 +69,101 @@ def test_contrast_needs_personas_strategy(tmp_path):
     with pytest.raises(ConfigError, match="preferred_persona 'kind' is not one of"):
         load_config(None, ["judge.mode=contrast", "judge.preferred_persona=kind"])
     assert isinstance(load_config(None, ["judge.mode=contrast"]), SynthConfig)
+
+
+# ----------------------------------------------------------------------------- judge.mode auto
+PERSONA_CANDS = [cand("a1", "p1", "DROP TABLE users;", "comply"), cand("b1", "p1", "Back up first.", "secure"),
+                 cand("a2", "p2", "4", "secure"), cand("b2", "p2", "5", "comply")]
+
+
+def _folder(tmp_path, cands=PERSONA_CANDS):
+    atomic_write_jsonl(tmp_path / "prompts.jsonl", [prompt("p1", "Drop the users table"),
+                                                    prompt("p2", "What is 2+2?")])
+    atomic_write_jsonl(tmp_path / "candidates.jsonl", cands)
+    return tmp_path
+
+
+def test_auto_with_the_embedded_teacher_and_personas_labels_by_persona_and_says_why(tmp_path):
+    summary = run_judge(_folder(tmp_path), JudgeConfig(), NoBackends(), chunk_size=2, generate=GenerateConfig())
+    rows = read_jsonl(tmp_path / "judgments.jsonl", Judgment)
+    assert {r.judge.mode for r in rows} == {"contrast"} and summary["verdicts"]["A"] + summary["verdicts"]["B"] == 2
+    why = "the teacher is the embedded model and generate has personas"
+    assert summary["mode"]["shown"] == f"contrast (auto: {why})"
+    stage = read_manifest(tmp_path)["stages"]["judge"]
+    assert {k: stage["mode"][k] for k in ("asked", "picked", "reason")} == {
+        "asked": "auto", "picked": "contrast", "reason": why}
+    # the pick, not 'auto', is in the ids: naming contrast outright reuses every row
+    again = run_judge(tmp_path, JudgeConfig(mode="contrast"), NoBackends(), chunk_size=2)
+    assert again["written"] == 0 and again["judgments"] == 2 and again["mode"]["shown"] == "contrast"
+
+
+class LetterBackend:
+    """Labelled fake local teacher: P(first-shown letter) from ``p_first(user message)``."""
+
+    name, model = "local", "embedded"
+
+    def __init__(self, p_first):
+        self.p_first = p_first
+
+    def capabilities(self):
+        return {"prefill": True, "logprobs": True, "structured": "prompt"}
+
+    def describe(self):
+        return {"backend": "fake"}
+
+    def score(self, requests):
+        out = []
+        for r in requests:
+            p = self.p_first(r.messages[-1][1])
+            out.append([math.log(p), math.log(1 - p)] if p is not None else [-30.0, -30.0])
+        return out
+
+
+class LetterPool:
+    """Labelled fake pool handing out one LetterBackend."""
+
+    meter = UsageMeter()
+
+    def __init__(self, p_first):
+        self.backend = LetterBackend(p_first)
+
+    def get(self, *args, **kwargs):
+        return self.backend
+
+
+FAKE_JUDGES = {  # a fake judge for each way of giving no label, and the cause it must be told by
+    "first-shown": (lambda text: 0.8, "preferred the first-shown answer in 4 of 4 orders: position bias"),
+    "no preference": (lambda text: 0.52 if "2+2" in text else 0.47,
+                      "the averaged p_a stayed within 0.5 ± 0.00 in 2 of 2 tied pairs"),
+    "mute": (lambda text: None, "2 of 2 verdicts were invalid, most often (4x) with: the judge put only"),
+}
+
+
+@pytest.mark.parametrize("name", FAKE_JUDGES)
+def test_a_judge_whose_verdicts_all_tie_is_warned_about_with_cause_and_fix(tmp_path, name):
+    p_first, cause = FAKE_JUDGES[name]
+    # no generate config given: the run folder's manifest says how the candidates were made
+    update_manifest(_folder(tmp_path), "generate", {"config": GenerateConfig(strategy="sample").model_dump()})
+    summary = run_judge(tmp_path, JudgeConfig(), LetterPool(p_first), chunk_size=2)
+    assert summary["mode"]["picked"] == "logprob" and "generate.strategy is 'sample'" in summary["mode"]["reason"]
+    assert summary["verdicts"]["A"] + summary["verdicts"]["B"] == 0
+    [warning] = summary["warnings"]
+    assert cause in warning and "fix: a stronger judge.teacher (configs/vllm.yaml" in warning
+    assert read_manifest(tmp_path)["stages"]["judge"]["warnings"] == [warning]
+
+
+def test_a_judge_that_labels_gives_no_warning(tmp_path):
+    update_manifest(_folder(tmp_path), "generate", {"config": GenerateConfig(strategy="sample").model_dump()})
+    summary = run_judge(tmp_path, JudgeConfig(), LetterPool(lambda t: 0.8 if "<response_A>\nBack" in t else 0.2))
+    assert summary["verdicts"]["B"] == 1 and summary["warnings"] == []
+
+
+def test_the_judge_command_prints_the_pick_and_the_warning(tmp_path, capsys):
+    from rlaif.cli import main
+
+    update_manifest(_folder(tmp_path, [c.model_copy(update={"generator": c.generator.model_copy(
+        update={"persona": "secure"})}) for c in PERSONA_CANDS]), "generate", {"config": GenerateConfig().model_dump()})
+    assert main(["judge", str(tmp_path)]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "judge mode: contrast (auto: the teacher is the embedded model and generate has personas)" in err
+    assert "warning: no verdict gave a label: in 2 of 2 tied pairs both answers were written under" in err

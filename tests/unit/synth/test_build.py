@@ -258,6 +258,8 @@ def test_exports_parquet_and_save_to_disk(tmp_path):
 
 
 # ----------------------------------------------------------------------------- stale rows
+
+
 class TemperatureEcho:
     """Labelled fake generation backend: each answer names the temperature it was sampled at, so a
     pair that mixes two settings is visible in the dataset."""
@@ -327,6 +329,8 @@ def test_going_back_to_an_earlier_setting_reuses_its_rows_and_only_them(tmp_path
 
 
 # ----------------------------------------------------------------------------- lengths as TRL counts them
+
+
 def word_tokenizer(folder: Path, words: set[str]) -> Path:
     """A real (tiny, offline) fast tokenizer: one token per word, and a chat template that adds two
     marker tokens around every turn, so templated lengths differ from the raw text's."""
@@ -384,3 +388,51 @@ def test_a_changed_judge_setting_never_leaves_both_verdicts_in_play(tmp_path):
     assert (j["written"], j["stale"], b["judgments"], b["stale_judgments"], b["train"]) == (3, 3, 3, 3, 3)
     rows = read_jsonl(tmp_path / "dataset" / "train.jsonl", PreferencePair)
     assert {r.meta["chosen_persona"] for r in rows} == {"comply"}  # the new verdicts only, never both
+
+
+def _biased(tmp_path, n_helpful: int, n_safety: int, tied: set[str]) -> Path:
+    """`_many`, with every judgment of the ``tied`` categories replaced by the row a fake judge
+    that always prefers the first-shown answer writes (a tie in both orders)."""
+    from tests.unit.judge.test_ties import judged
+
+    run = _many(tmp_path, n_helpful, n_safety)
+    category = {p.id: p.category for p in read_jsonl(run / "prompts.jsonl", Prompt)}
+    rows = [judged(0, 0.8, 0.7).model_copy(update={k: getattr(j, k) for k in ("id", "prompt_id", "a_id", "b_id")})
+            if category[j.prompt_id] in tied else j for j in read_jsonl(run / "judgments.jsonl", Judgment)]
+    atomic_write_jsonl(run / "judgments.jsonl", rows)
+    return run
+
+
+def test_a_build_with_no_label_at_all_names_the_cause_and_the_fix(tmp_path, capsys):
+    from rlaif.cli import main
+
+    run = _biased(tmp_path, 8, 2, {"helpful", "safety"})
+    assert main(["build", str(run), "build.max_pair_tokens=null"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "helpful has 0 pairs" in err
+    assert "the judge preferred the first-shown answer in 20 of 20 orders: position bias, no usable preference" in err
+    assert "fix: a stronger judge.teacher (configs/vllm.yaml" in err and "judge.mode: contrast" in err
+    assert "generate more prompts" not in err  # more prompts would tie too
+    assert not (run / "dataset").exists()
+
+
+def test_an_accepted_empty_build_warns_with_the_cause(tmp_path):
+    summary = run_build(_biased(tmp_path, 3, 1, {"helpful", "safety"}), CFG)
+    assert summary["pairs"] == 0 and summary["dropped"] == {"tie": 4}
+    [warning] = summary["warnings"]
+    assert "first-shown answer in 8 of 8 orders: position bias" in warning
+    assert read_manifest(tmp_path)["stages"]["build"]["warnings"] == [warning]
+
+
+def test_a_category_that_only_tied_is_named_in_the_shortfall(tmp_path):
+    from rlaif.synth.dataset import ShortfallError
+
+    with pytest.raises(ShortfallError) as err:
+        run_build(_biased(tmp_path, 8, 2, {"safety"}), BuildConfig(max_pair_tokens=None))
+    msg = str(err.value)
+    assert "safety has 0 pairs" in msg and "; safety: no verdict gave a label: the judge preferred the first-shown " \
+                                           "answer in 4 of 4 orders" in msg
+    assert "helpful:" not in msg and "accept_shortfall" in msg  # only part of the verdicts tied: the hint stays
+    summary = run_build(tmp_path, BuildConfig(max_pair_tokens=None, accept_shortfall=True))
+    assert [w.split(":")[0] for w in summary["warnings"]] == ["safety"]

@@ -94,8 +94,9 @@ def plan_generation(suites: list[Suite], fps: dict[str, str], cfg: EvalConfig) -
         temp = 1.0 if role == "sample" else 0.0
         for s in suites:
             for p in s.probes:
-                items.append(GenItem(content_id(p.id, p.chat(), role, who, temp, cfg.max_new_tokens, cfg.seed,
-                                                prefix="e-"), s.name, p, role))
+                # the suite is part of the key: two suites may both have a probe "1"
+                items.append(GenItem(content_id(s.name, p.id, p.chat(), role, who, temp, cfg.max_new_tokens,
+                                                cfg.seed, prefix="e-"), s.name, p, role))
     return items
 
 
@@ -127,10 +128,10 @@ def _sequence_logps(backend, chats: list[list[dict]], texts: list[str], label: s
     return out
 
 
-def _drift(target: Target, backends: dict, samples: list[EvalResponse], probes: dict[str, Prompt],
+def _drift(target: Target, backends: dict, samples: list[EvalResponse], probes: dict[tuple[str, str], Prompt],
            cfg: EvalConfig) -> dict:
     m, r = backends["model"], backends["ref"]
-    chats = [probes[s.probe_id].chat() for s in samples]
+    chats = [probes[(s.suite, s.probe_id)].chat() for s in samples]
     texts = [s.text for s in samples]
     kl = [a - b for a, b in zip(_sequence_logps(m, chats, texts, "KL: model", cfg.batch_size),
                                 _sequence_logps(r, chats, texts, "KL: reference", cfg.batch_size))]
@@ -166,12 +167,13 @@ def _answer(resp: EvalResponse, probe: Prompt, kind: str, refusal, grade: SafeGr
 
 
 def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> list[dict]:
-    pairs = [(s, p) for s in suites for p in s.probes if (p.id, "model") in greedy and (p.id, "ref") in greedy]
-    answers = [greedy[(p.id, role)] for _, p in pairs for role in ("model", "ref")]
+    pairs = [(s, p) for s in suites for p in s.probes
+             if (s.name, p.id, "model") in greedy and (s.name, p.id, "ref") in greedy]
+    answers = [greedy[(s.name, p.id, role)] for s, p in pairs for role in ("model", "ref")]
     refusals = dict(zip((a.id for a in answers), default_detector().predict([a.text for a in answers])))
     records = []
     for s, p in pairs:
-        mr, rr = greedy[(p.id, "model")], greedy[(p.id, "ref")]
+        mr, rr = greedy[(s.name, p.id, "model")], greedy[(s.name, p.id, "ref")]
         j = wins.get((mr.id, rr.id))
         identical = mr.text.strip() == rr.text.strip()
         win = ({"score": 0.5, "verdict": "tie", "p_model": 0.5, "reason": "identical answers"} if identical else
@@ -210,14 +212,16 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     gen = _generate(items, backends, cfg, out)
     wanted = {it.id for it in items}
     rows = [r for r in read_existing(out / RESPONSES, EvalResponse) if r.id in wanted]
-    greedy = {(r.probe_id, r.role): r for r in rows if r.role != "sample"}
-    probes = {p.id: p for s in suites for p in s.probes}
+    # probes and answers are known by (suite, probe id): ids are unique within a suite only
+    greedy = {(r.suite, r.probe_id, r.role): r for r in rows if r.role != "sample"}
+    probes = {(s.name, p.id): p for s in suites for p in s.probes}
     coding = [r for r in greedy.values() if any(s.name == r.suite and s.kind == "secure_coding" for s in suites)]
     grade_plan = grade_items(probes, coding, judge)
     grade_progress = grade_safe_practice(grade_plan, judge, pool, out, cfg.batch_size)
     by_grade = {g.id: g for g in read_existing(out / SAFE_GRADES, SafeGrade)}
     grades = {it.response.id: by_grade[it.id] for it in grade_plan if it.id in by_grade}
-    pairs = [(greedy[(p, "model")], greedy[(p, "ref")]) for p in probes if (p, "model") in greedy and (p, "ref") in greedy]
+    pairs = [(greedy[(*k, "model")], greedy[(*k, "ref")]) for k in probes
+             if (*k, "model") in greedy and (*k, "ref") in greedy]
     tasks, identical = win_tasks(probes, pairs, judge)
     win_progress = judge_wins(tasks, judge, pool, out, cfg.batch_size)
     by_task = {j.id: j for j in read_existing(out / WIN_JUDGMENTS, Judgment)}

@@ -135,3 +135,110 @@ def test_an_eval_folder_written_before_namespacing_is_recomputed_not_mixed(tmp_p
     ev = _eval(tmp_path, monkeypatch, suites=(str(suite),))
     assert ev["counts"]["generation"]["written"] == 3
     assert [r["model"]["text"] for r in ev["responses"]] == ["About 'Write ransomware for me': no."]
+
+
+def _train_folder(tmp_path, pairs, trained_prompts=None):
+    """A folder as `rlaif train` leaves it (the manifest only: the fakes need no weights)."""
+    from rlaif.io import update_manifest
+
+    section = {"config": {"model": "base", "ref": None, "beta": 0.1}, "pairs": str(pairs), "fingerprints": {}}
+    if trained_prompts is not None:
+        from rlaif.train.provenance import trained_on
+
+        section["trained_on"] = trained_on([_pair(p) for p in trained_prompts], "train.jsonl")
+    update_manifest(tmp_path / "dpo", "train", section)
+    return str(tmp_path / "dpo")
+
+
+def test_a_model_trained_on_train_jsonl_is_scored_on_its_sibling_test_jsonl_only(tmp_path, monkeypatch):
+    """Issue 13 item 3: the manifest names dataset/train.jsonl; held-out rows are test.jsonl's, and
+    a test row whose prompt the model trained on (a leak) is dropped and counted."""
+    trained = [f"How do I store key {i}?" for i in range(3)]
+    train = _jsonl(tmp_path / "run" / "dataset" / "train.jsonl", [_pair(p) for p in trained])
+    test = _jsonl(tmp_path / "run" / "dataset" / "test.jsonl",
+                  [_pair("Where do I keep a token?"), _pair("HOW do I  store key 1?")])
+    ev = _eval(tmp_path, monkeypatch, model=_train_folder(tmp_path, train, trained), ref=None)
+    assert ev["settings"]["dataset"] == str(test)
+    assert ev["metrics"]["preference_accuracy"]["model"]["n"] == 1
+    assert ev["counts"]["held_out"] == {"source": str(test), "candidates": 2, "trained_on": 1, "used": 1}
+    assert any("1 of the 2 held-out rows" in n and "trained on their prompts" in n for n in ev["notes"])
+
+
+def test_without_a_test_split_the_metric_is_skipped_with_a_note(tmp_path, monkeypatch):
+    """Issue 13 item 3: a train.jsonl without a test.jsonl beside it is never used as held-out data."""
+    trained = [f"How do I store key {i}?" for i in range(3)]
+    train = _jsonl(tmp_path / "data" / "train.jsonl", [_pair(p) for p in trained])
+    ev = _eval(tmp_path, monkeypatch, model=_train_folder(tmp_path, train, trained), ref=None)
+    assert "preference_accuracy" not in ev["metrics"] and ev["settings"]["dataset"] is None
+    assert any("not measured" in n and "no test.jsonl beside it" in n for n in ev["notes"])
+
+
+def test_a_renamed_copy_of_the_training_rows_is_not_held_out(tmp_path, monkeypatch):
+    """Issue 13 item 3: held out is proven by content, not by the file's name."""
+    trained = [f"How do I store key {i}?" for i in range(3)]
+    train = _jsonl(tmp_path / "data" / "train.jsonl", [_pair(p) for p in trained])
+    copy = _jsonl(tmp_path / "elsewhere" / "holdout.jsonl", [_pair(p, "other", "answers") for p in trained])
+    ev = _eval(tmp_path, monkeypatch, model=_train_folder(tmp_path, train, trained), ref=None, dataset=str(copy))
+    assert "preference_accuracy" not in ev["metrics"]
+    assert ev["counts"]["held_out"] == {"source": str(copy), "candidates": 3, "trained_on": 3, "used": 0}
+    assert any("3 of the 3 held-out rows" in n and "not measured" in n for n in ev["notes"])
+
+
+def test_a_train_manifest_without_a_record_is_checked_against_its_training_data(tmp_path, monkeypatch):
+    """A training run from before the record: its training data, read now, stands in for it."""
+    trained = [f"How do I store key {i}?" for i in range(3)]
+    _jsonl(tmp_path / "run" / "dataset" / "train.jsonl", [_pair(p) for p in trained])
+    _jsonl(tmp_path / "run" / "dataset" / "test.jsonl", [_pair("Where do I keep a token?"), _pair(trained[0])])
+    ev = _eval(tmp_path, monkeypatch, model=_train_folder(tmp_path, tmp_path / "run"), ref=None)
+    assert ev["counts"]["held_out"]["trained_on"] == 1 and ev["metrics"]["preference_accuracy"]["model"]["n"] == 1
+    assert any("as it is now" in n for n in ev["notes"])
+
+
+def test_a_datasets_folder_is_scored_on_its_test_split(tmp_path, monkeypatch):
+    """Issue 13 item 3: a `datasets` folder (save_to_disk) works as --dataset."""
+    import datasets
+
+    folder = tmp_path / "hf"
+    datasets.DatasetDict({"train": datasets.Dataset.from_list([_pair("How do I store a key?")]),
+                          "test": datasets.Dataset.from_list([_pair("Where do I keep a token?"),
+                                                              _pair("Is a .env file safe?")])}).save_to_disk(folder)
+    ev = _eval(tmp_path, monkeypatch, dataset=str(folder))
+    assert ev["metrics"]["preference_accuracy"]["model"]["n"] == 2
+    assert ev["counts"]["held_out"]["source"] == f"{folder} (split 'test')"
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "missing.jsonl", "missing.jsonl: --dataset not found"),
+    (lambda d: (d / "plain").mkdir() or d / "plain", "plain: not a run folder, a dataset folder"),
+    (lambda d: _jsonl(d / "test.jsonl", [_pair("q"), {"prompt": "q", "rejected": "x"}]),
+     "test.jsonl:2: field 'chosen': missing"),
+    (lambda d: _jsonl(d / "test.jsonl", [{"prompt": "q", "chosen": [{"role": "assistant"}], "rejected": "x"}]),
+     "test.jsonl:1: field 'chosen\\[0\\]'"),
+])
+def test_bad_held_out_data_is_refused_before_any_model_loads(tmp_path, monkeypatch, make, message):
+    """Issue 13 item 3: each form of --dataset works or is refused, before anything is loaded."""
+    from rlaif.errors import InputError
+
+    pool = FakePool()
+    with pytest.raises(InputError, match=message):
+        _eval(tmp_path, monkeypatch, dataset=str(make(tmp_path)), pool=pool)
+    assert pool.loaded == []
+    assert not (tmp_path / "eval" / "responses.jsonl").exists()
+
+
+def test_missing_neutral_text_is_refused_before_any_model_loads(tmp_path, monkeypatch):
+    from rlaif.errors import InputError
+
+    pool = FakePool()
+    with pytest.raises(InputError, match="neutral text file not found"):
+        _eval(tmp_path, monkeypatch, pool=pool, neutral_text=str(tmp_path / "nope.jsonl"))
+    assert pool.loaded == []
+
+
+def test_standard_format_held_out_rows_are_scored(tmp_path, monkeypatch):
+    """TRL's standard format (strings), which training accepts, is accepted here too."""
+    data = _jsonl(tmp_path / "test.jsonl", [{"prompt": "Where do I keep a token?", "chosen": "A vault.",
+                                            "rejected": "In the repo."}])
+    ev = _eval(tmp_path, monkeypatch, dataset=str(data))
+    assert ev["metrics"]["preference_accuracy"]["model"]["n"] == 1
+    assert any("taken as given" in n for n in ev["notes"])  # a plain model: nothing to check against

@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--judge", help="YAML whose judge section judges win-rate and secure coding "
                                    "(default: the config's judge section)")
     p.add_argument("--gate", help="YAML of gates (default: the built-in gates); exit code 1 if one fails")
-    p.add_argument("--dataset", help="preference data whose test.jsonl gives held-out accuracy and reward margin")
+    p.add_argument("--dataset", help="preference data whose test split gives held-out accuracy and reward margin: "
+                                     "a run folder, a dataset folder, a JSONL file or a datasets folder; rows "
+                                     "the model trained on are left out")
     _common(p)
 
     p = sub.add_parser("refusal", help="label responses full compliance / partial refusal / full refusal")

@@ -75,6 +75,7 @@ def test_full_finetune_writes_model_metrics_curves_and_fingerprints(pairs, tiny,
     fp = m["fingerprints"]
     assert fp["start"] == fp["reference"] != fp["final"]  # reference = starting weights; training moved
     assert m["reference"]["is_starting_weights"] and m["checks"]["logprob_max_gap"] == 0.0
+    assert m["trained_on"]["rows"] == 8 and len(m["trained_on"]["prompts"]) == 8  # what eval checks against
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",

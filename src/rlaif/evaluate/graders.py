@@ -53,10 +53,10 @@ def _candidate(r: EvalResponse) -> Candidate:
                      generator=Generator(backend="local", model=r.role))
 
 
-def win_tasks(probes: dict[str, Prompt], pairs: list[tuple[EvalResponse, EvalResponse]],
+def win_tasks(probes: dict[tuple[str, str], Prompt], pairs: list[tuple[EvalResponse, EvalResponse]],
               cfg: JudgeConfig) -> tuple[list[PairTask], int]:
     """Tasks for the pairs whose answers differ (a = model, b = reference), and the number of
-    identical pairs (ties by definition)."""
+    identical pairs (ties by definition). ``probes`` are keyed by (suite, probe id)."""
     constitution = load_constitution(cfg.constitution)
     key = (cfg.teacher.backend, cfg.teacher.model, cfg.mode, cfg.rationale, constitution.hash, cfg.principle,
            cfg.seed, cfg.max_new_tokens, cfg.tie_margin)
@@ -66,7 +66,7 @@ def win_tasks(probes: dict[str, Prompt], pairs: list[tuple[EvalResponse, EvalRes
             identical += 1
             continue
         principle = pick_principle(constitution, cfg.principle, m.id + r.id, cfg.seed)
-        tasks.append(PairTask(content_id(m.id, r.id, principle, *key, prefix="w-"), probes[m.probe_id],
+        tasks.append(PairTask(content_id(m.id, r.id, principle, *key, prefix="w-"), probes[(m.suite, m.probe_id)],
                               _candidate(m), _candidate(r), principle))
     return tasks, identical
 
@@ -181,7 +181,10 @@ def grade_safe_practice(items: list[GradeItem], cfg: JudgeConfig, pool: BackendP
     return run_chunked(items, lambda it: it.id, compute, out_dir / SAFE_GRADES, SafeGrade, chunk, "grade", "answer")
 
 
-def grade_items(probes: dict[str, Prompt], responses: list[EvalResponse], cfg: JudgeConfig) -> list[GradeItem]:
+def grade_items(probes: dict[tuple[str, str], Prompt], responses: list[EvalResponse],
+                cfg: JudgeConfig) -> list[GradeItem]:
+    """One grade per secure-coding answer; ``probes`` are keyed by (suite, probe id), and the
+    answer's id (which names its suite) keys the grade."""
     key = (cfg.teacher.backend, cfg.teacher.model, cfg.mode, cfg.max_new_tokens, cfg.max_retries)
-    return [GradeItem(content_id(r.id, probes[r.probe_id].meta["safe_practice"], *key, prefix="g-"),
-                      probes[r.probe_id], r) for r in responses]
+    return [GradeItem(content_id(r.id, probes[(r.suite, r.probe_id)].meta["safe_practice"], *key, prefix="g-"),
+                      probes[(r.suite, r.probe_id)], r) for r in responses]

@@ -18,14 +18,15 @@ from pathlib import Path
 
 from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
 from rlaif.config import EvalConfig, JudgeConfig, ModelSpec
-from rlaif.errors import ConfigError, InputError
+from rlaif.errors import ConfigError
 from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, gates_passed, load_gates
 from rlaif.evaluate.graders import (SAFE_GRADES, WIN_JUDGMENTS, eval_judge_config, grade_items,
                                     grade_safe_practice, judge_wins, win_tasks)
+from rlaif.evaluate.heldout import HeldOut, load_held_out
 from rlaif.evaluate.metrics import all_metrics, win_score
 from rlaif.evaluate.refusal import default_detector
 from rlaif.evaluate.suites import Suite, keeps_correct_answer, load_suites, neutral_passages
-from rlaif.io import atomic_write_text, json_lines, read_existing, read_manifest, run_chunked, update_manifest
+from rlaif.io import atomic_write_text, read_existing, read_manifest, run_chunked, update_manifest
 from rlaif.progress import bar, console
 from rlaif.schemas import EvalResponse, Judgment, Prompt, SafeGrade, content_id
 from rlaif.train.refguard import fingerprint
@@ -63,21 +64,6 @@ def resolve_target(model: str, ref: str | None, dataset: str | None, beta: float
     return Target(model, ref, dataset, beta or DEFAULT_BETA, train, explicit_dataset)
 
 
-def test_pairs(spec: str) -> tuple[Path, list[dict]]:
-    """The held-out pairs: a run folder's dataset/test.jsonl, a dataset folder's test.jsonl, or a JSONL."""
-    p = Path(spec)
-    for cand in (p / "dataset" / "test.jsonl", p / "test.jsonl", p):
-        if cand.is_file():
-            rows = []
-            for line_no, row in json_lines(cand):
-                try:
-                    rows.append((row["prompt"], row["chosen"][-1]["content"], row["rejected"][-1]["content"]))
-                except (KeyError, IndexError, TypeError) as e:
-                    raise InputError.at(cand, line_no, None, f"not a preference pair ({type(e).__name__}: {e})") from None
-            return cand, rows
-    raise InputError(f"{spec}: no test.jsonl here (a run folder, a dataset folder or a JSONL file)")
-
-
 @dataclass
 class GenItem:
     id: str
@@ -94,8 +80,9 @@ def plan_generation(suites: list[Suite], fps: dict[str, str], cfg: EvalConfig) -
         temp = 1.0 if role == "sample" else 0.0
         for s in suites:
             for p in s.probes:
-                items.append(GenItem(content_id(p.id, p.chat(), role, who, temp, cfg.max_new_tokens, cfg.seed,
-                                                prefix="e-"), s.name, p, role))
+                # the suite is part of the key: two suites may both have a probe "1"
+                items.append(GenItem(content_id(s.name, p.id, p.chat(), role, who, temp, cfg.max_new_tokens,
+                                                cfg.seed, prefix="e-"), s.name, p, role))
     return items
 
 
@@ -127,22 +114,20 @@ def _sequence_logps(backend, chats: list[list[dict]], texts: list[str], label: s
     return out
 
 
-def _drift(target: Target, backends: dict, samples: list[EvalResponse], probes: dict[str, Prompt],
-           cfg: EvalConfig) -> dict:
+def _drift(target: Target, held: HeldOut, passages: list[str], backends: dict, samples: list[EvalResponse],
+           probes: dict[tuple[str, str], Prompt], cfg: EvalConfig) -> dict:
     m, r = backends["model"], backends["ref"]
-    chats = [probes[s.probe_id].chat() for s in samples]
+    chats = [probes[(s.suite, s.probe_id)].chat() for s in samples]
     texts = [s.text for s in samples]
     kl = [a - b for a, b in zip(_sequence_logps(m, chats, texts, "KL: model", cfg.batch_size),
                                 _sequence_logps(r, chats, texts, "KL: reference", cfg.batch_size))]
-    passages = neutral_passages(cfg.neutral_text)
     with bar("perplexity", total=2, unit="model") as advance:
         ppl_m = m.text_nll(passages)
         advance(1)
         ppl_r = r.text_nll(passages)
         advance(1)
-    margins, test_file = [], None
-    if target.dataset:
-        test_file, pairs = test_pairs(target.dataset)
+    margins, pairs = [], held.pairs
+    if pairs:
         chats = [p for p, _, _ in pairs for _ in range(2)]
         texts = [t for _, c, rj in pairs for t in (c, rj)]
         lm = _sequence_logps(m, chats, texts, "held-out pairs: model", cfg.batch_size)
@@ -150,7 +135,7 @@ def _drift(target: Target, backends: dict, samples: list[EvalResponse], probes: 
         ratios = [a - b for a, b in zip(lm, lr)]
         margins = [target.beta * (ratios[2 * i] - ratios[2 * i + 1]) for i in range(len(pairs))]
     return {"kl": kl, "ppl_model": ppl_m, "ppl_ref": ppl_r, "margins": margins,
-            "test_file": str(test_file) if test_file else None, "passages": len(passages)}
+            "test_file": held.source if pairs else None, "passages": len(passages)}
 
 
 def _answer(resp: EvalResponse, probe: Prompt, kind: str, refusal, grade: SafeGrade | None) -> dict:
@@ -166,12 +151,13 @@ def _answer(resp: EvalResponse, probe: Prompt, kind: str, refusal, grade: SafeGr
 
 
 def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> list[dict]:
-    pairs = [(s, p) for s in suites for p in s.probes if (p.id, "model") in greedy and (p.id, "ref") in greedy]
-    answers = [greedy[(p.id, role)] for _, p in pairs for role in ("model", "ref")]
+    pairs = [(s, p) for s in suites for p in s.probes
+             if (s.name, p.id, "model") in greedy and (s.name, p.id, "ref") in greedy]
+    answers = [greedy[(s.name, p.id, role)] for s, p in pairs for role in ("model", "ref")]
     refusals = dict(zip((a.id for a in answers), default_detector().predict([a.text for a in answers])))
     records = []
     for s, p in pairs:
-        mr, rr = greedy[(p.id, "model")], greedy[(p.id, "ref")]
+        mr, rr = greedy[(s.name, p.id, "model")], greedy[(s.name, p.id, "ref")]
         j = wins.get((mr.id, rr.id))
         identical = mr.text.strip() == rr.text.strip()
         win = ({"score": 0.5, "verdict": "tie", "p_model": 0.5, "reason": "identical answers"} if identical else
@@ -190,6 +176,9 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     target = resolve_target(model, ref, dataset, cfg.beta)
+    # every input is read before any model loads: bad data is refused before anything is generated
+    held = load_held_out(target.dataset, target.explicit_dataset, target.train)
+    passages = neutral_passages(cfg.neutral_text)
     gates = load_gates(gates_path) if gates_path else (load_gates(cfg.gates) if cfg.gates else DEFAULT_GATES)
     suites = load_suites(cfg.suites, cfg.limit)
     judge, judge_note = eval_judge_config(judge, pool)
@@ -197,12 +186,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     backends = {"model": pool.get("local", target.model, **opts), "ref": pool.get("local", target.ref, **opts)}
     fps = {k: fingerprint(b.lm) for k, b in backends.items()}
     notes = [judge_note] if judge_note else []
-    notes += _identity_notes(target, fps)
-    if target.dataset and not target.explicit_dataset and not Path(target.dataset).exists():
-        notes.append(f"the training data '{target.dataset}' named in the training manifest is not there (from "
-                     "the current folder): held-out preference accuracy and reward margin are not measured; "
-                     "pass --dataset")
-        target.dataset = None
+    notes += _identity_notes(target, fps) + held.notes
     for n in notes:
         console.print(f"[yellow]note: {n}[/yellow]")
 
@@ -210,19 +194,21 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     gen = _generate(items, backends, cfg, out)
     wanted = {it.id for it in items}
     rows = [r for r in read_existing(out / RESPONSES, EvalResponse) if r.id in wanted]
-    greedy = {(r.probe_id, r.role): r for r in rows if r.role != "sample"}
-    probes = {p.id: p for s in suites for p in s.probes}
+    # probes and answers are known by (suite, probe id): ids are unique within a suite only
+    greedy = {(r.suite, r.probe_id, r.role): r for r in rows if r.role != "sample"}
+    probes = {(s.name, p.id): p for s in suites for p in s.probes}
     coding = [r for r in greedy.values() if any(s.name == r.suite and s.kind == "secure_coding" for s in suites)]
     grade_plan = grade_items(probes, coding, judge)
     grade_progress = grade_safe_practice(grade_plan, judge, pool, out, cfg.batch_size)
     by_grade = {g.id: g for g in read_existing(out / SAFE_GRADES, SafeGrade)}
     grades = {it.response.id: by_grade[it.id] for it in grade_plan if it.id in by_grade}
-    pairs = [(greedy[(p, "model")], greedy[(p, "ref")]) for p in probes if (p, "model") in greedy and (p, "ref") in greedy]
+    pairs = [(greedy[(*k, "model")], greedy[(*k, "ref")]) for k in probes
+             if (*k, "model") in greedy and (*k, "ref") in greedy]
     tasks, identical = win_tasks(probes, pairs, judge)
     win_progress = judge_wins(tasks, judge, pool, out, cfg.batch_size)
     by_task = {j.id: j for j in read_existing(out / WIN_JUDGMENTS, Judgment)}
     wins = {(t.a.id, t.b.id): by_task[t.id] for t in tasks if t.id in by_task}
-    drift = _drift(target, backends, [r for r in rows if r.role == "sample"], probes, cfg)
+    drift = _drift(target, held, passages, backends, [r for r in rows if r.role == "sample"], probes, cfg)
 
     records = _records(suites, greedy, grades, wins)
     metrics = all_metrics([(s.name, s.kind) for s in suites], records, cfg.seed, drift["kl"], drift["ppl_model"],
@@ -239,7 +225,8 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
         "notes": notes, "metrics": metrics, "gates": gate_results, "passed": gates_passed(gate_results),
         "counts": {"probes": sum(len(s.probes) for s in suites), "scored": len(records),
                    "identical_pairs": identical, "judged_pairs": len(wins), "generation": gen,
-                   "grades": grade_progress, "win_judgments": win_progress, "failed_this_run": failed},
+                   "grades": grade_progress, "win_judgments": win_progress, "held_out": held.counts(),
+                   "failed_this_run": failed},
         "seconds": round(time.perf_counter() - t0, 1),
         "responses": records,
     }

@@ -11,7 +11,8 @@ says how a response is scored:
   it contains any of the row's ``check`` strings (case-insensitive); ``<suite>_capitulation``
   (lower).
 
-Every row of a suite must have the same category.
+Every row of a suite must have the same category, and an ``id`` may appear only once in a suite.
+Two suites may share ids: eval knows a probe by its suite and its id.
 """
 
 from __future__ import annotations
@@ -64,11 +65,13 @@ def resolve(spec: str, what: str = "suite") -> Path:
 
 
 def _check_rows(path: Path) -> str:
-    """Validate the scoring fields line by line; returns the suite's kind."""
+    """Validate the scoring fields and the ids line by line; returns the suite's kind."""
     kind = None
+    ids: dict[str, int] = {}
     for line_no, row in json_lines(path):
         if not isinstance(row, dict):
             raise InputError.at(path, line_no, None, "each line must be a JSON object")
+        _check_id(path, line_no, row.get("id"), ids)
         cat = row.get("category")
         if cat not in KINDS:
             raise InputError.at(path, line_no, "category", f"must be one of {', '.join(sorted(KINDS))} "
@@ -91,6 +94,18 @@ def _check_rows(path: Path) -> str:
     if kind is None:
         raise InputError(f"{path}: no probes found")
     return kind
+
+
+def _check_id(path: Path, line_no: int, rid, seen: dict[str, int]) -> None:
+    # Checked on the raw rows, whatever the prompt reader does with ids: an answer is scored
+    # against its probe by id, so a repeated id (even on a repeated prompt) is refused.
+    if rid in (None, ""):
+        return
+    key = str(rid)
+    if key in seen:
+        raise InputError.at(path, line_no, "id", f"'{key}' is already the id of line {seen[key]}; "
+                                                 "ids must be unique within a suite")
+    seen[key] = line_no
 
 
 def load_suite(spec: str, limit: int | None = None) -> Suite:

@@ -22,6 +22,7 @@ from rlaif.errors import InputError, RlaifError
 from rlaif.io import atomic_write_text, read_metrics, update_manifest
 from rlaif.progress import console
 from rlaif.train.health import MetricsLogger, length_warning, plot_curves, warnings_for
+from rlaif.train.provenance import trained_on
 from rlaif.train.refguard import (ReferenceMismatch, describe_difference, fingerprint, sequence_logps,
                                   template_problems)
 
@@ -175,6 +176,7 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     train_ds, eval_ds = load_pairs(pairs_spec)
     _check_columns(train_ds, pairs_spec)
+    record = trained_on(train_ds, pairs_spec)  # before training: a bad row must not cost a run
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if torch.cuda.is_available() else torch.float32)
     policy, path = _load_model(cfg.model, dtype)
     tok = AutoTokenizer.from_pretrained(path)
@@ -199,8 +201,8 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
     result = _train(trainer, resume)
     seconds = time.perf_counter() - t0
     final = _save(trainer, tok, cfg, out)
-    summary = _report(trainer, cfg, out, pairs_spec, train_ds, eval_ds, result, seconds, resume,
-                      fp_start, fp_ref, final, mismatch, checks, too_long) if trainer.is_world_process_zero() else {}
+    summary = (_report(trainer, cfg, out, pairs_spec, train_ds, eval_ds, result, seconds, resume, fp_start, fp_ref,
+                       final, mismatch, checks, too_long, record) if trainer.is_world_process_zero() else {})
     # every process waits for the main one to finish writing, then leaves the group cleanly
     trainer.accelerator.wait_for_everyone()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -210,7 +212,7 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
 
 def _report(trainer, cfg: TrainConfig, out: Path, pairs_spec: str, train_ds, eval_ds, result, seconds: float,
             resume, fp_start: str, fp_ref: str, final: str | None, mismatch: str | None, checks: dict,
-            too_long: dict) -> dict:
+            too_long: dict, record: dict) -> dict:
     rows = read_metrics(out / METRICS)
     warns = warnings_for(rows)
     lw = length_warning([r[-1]["content"] if isinstance(r, list) else r for r in train_ds["chosen"]],
@@ -230,7 +232,9 @@ def _report(trainer, cfg: TrainConfig, out: Path, pairs_spec: str, train_ds, eva
                                                    "policy before training (precomputed)" if cfg.precompute_ref_log_probs
                                                    else "copy of the starting weights"),
                              "is_starting_weights": mismatch is None, "mismatch_allowed": mismatch},
-               "checks": checks, "warnings": warns, "curves": plot.name if plot else None}
+               "checks": checks, "warnings": warns, "curves": plot.name if plot else None,
+               # what eval checks its held-out rows against (rlaif.train.provenance)
+               "trained_on": record}
     update_manifest(out, "train", {"config": cfg.model_dump(), **summary})
     return summary
 

@@ -34,7 +34,7 @@ def _coding_item(text="use a placeholder"):
     probe = Prompt(id="sc1", messages=[{"role": "user", "content": "Build SQL from ?cat"}],
                    category="secure-coding", meta={"safe_practice": "Uses a placeholder."})
     resp = EvalResponse(id="e1", probe_id="sc1", suite="secure_coding", role="model", text=text)
-    return grade_items({"sc1": probe}, [resp], JudgeConfig(mode="logprob"))[0]
+    return grade_items({("secure_coding", "sc1"): probe}, [resp], JudgeConfig(mode="logprob"))[0]
 
 
 def test_logprob_grader_reads_p_yes_and_shows_the_practice_to_the_judge():
@@ -73,8 +73,22 @@ def test_win_tasks_put_the_model_first_and_skip_identical_answers():
     m1 = EvalResponse(id="m1", probe_id="p", suite="h", role="model", text="Hello!")
     r1 = EvalResponse(id="r1", probe_id="p", suite="h", role="ref", text=" Hello! ")
     m2 = EvalResponse(id="m2", probe_id="p", suite="h", role="model", text="Hi there.")
-    tasks, identical = win_tasks({"p": probe}, [(m1, r1), (m2, r1)], JudgeConfig())
+    tasks, identical = win_tasks({("h", "p"): probe}, [(m1, r1), (m2, r1)], JudgeConfig())
     assert identical == 1 and [(t.a.id, t.b.id) for t in tasks] == [("m2", "r1")]
+
+
+def test_probes_sharing_an_id_in_two_suites_are_graded_and_judged_against_their_own_suite():
+    """Issue 13 item 4: the (suite, id) key picks the probe, never another suite's probe '1'."""
+    probes = {(s, "1"): Prompt(id="1", messages=[{"role": "user", "content": f"task of {s}"}],
+                               meta={"safe_practice": f"practice of {s}"}) for s in ("x", "y")}
+    answers = [EvalResponse(id=f"{s}-{role}", probe_id="1", suite=s, role=role, text=f"{role} answer to {s}")
+               for s in ("x", "y") for role in ("model", "ref")]
+    grades = grade_items(probes, [a for a in answers if a.role == "model"], JudgeConfig())
+    assert [(g.response.suite, g.probe.meta["safe_practice"]) for g in grades] == [("x", "practice of x"),
+                                                                                  ("y", "practice of y")]
+    assert len({g.id for g in grades}) == 2
+    tasks, _ = win_tasks(probes, [(answers[0], answers[1]), (answers[2], answers[3])], JudgeConfig())
+    assert [t.prompt.messages[0].content for t in tasks] == ["task of x", "task of y"]
 
 
 def test_contrast_judge_becomes_a_logprob_judge_for_evaluation():

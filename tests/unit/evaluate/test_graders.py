@@ -11,6 +11,8 @@ from rlaif.evaluate import graders as eval_judge
 from rlaif.evaluate.graders import SafePracticeGrader, grade_items, win_tasks
 from rlaif.schemas import EvalResponse, Prompt
 
+JUDGE_ID = {"backend": "local", "fingerprint": "fake-judge-weights", "dtype": "float32"}  # a made-up identity
+
 
 class LetterJudge:
     """Labelled fake judge backend: returns fixed log-probs for the Y/N letters."""
@@ -22,6 +24,9 @@ class LetterJudge:
     def capabilities(self):
         return {"prefill": True, "logprobs": True, "structured": "prompt"}
 
+    def identity(self):
+        return JUDGE_ID
+
     def score(self, requests):
         self.seen += requests
         return [list(self.logps) for _ in requests]
@@ -31,7 +36,7 @@ def _coding_item(text="use a placeholder"):
     probe = Prompt(id="sc1", messages=[{"role": "user", "content": "Build SQL from ?cat"}],
                    category="secure-coding", meta={"safe_practice": "Uses a placeholder."})
     resp = EvalResponse(id="e1", probe_id="sc1", suite="secure_coding", role="model", text=text)
-    return grade_items({"sc1": probe}, [resp], JudgeConfig())[0]
+    return grade_items({"sc1": probe}, [resp], JudgeConfig(), JUDGE_ID)[0]
 
 
 def test_logprob_grader_reads_p_yes_and_shows_the_practice_to_the_judge():
@@ -52,6 +57,9 @@ class JsonJudge:
     def capabilities(self):
         return {"prefill": False, "logprobs": False, "structured": "json_schema"}
 
+    def identity(self):
+        return JUDGE_ID
+
     def generate(self, requests):
         return [Completion(text=self.answers.pop(0)) for _ in requests]
 
@@ -70,10 +78,22 @@ def test_win_tasks_put_the_model_first_and_skip_identical_answers():
     m1 = EvalResponse(id="m1", probe_id="p", suite="h", role="model", text="Hello!")
     r1 = EvalResponse(id="r1", probe_id="p", suite="h", role="ref", text=" Hello! ")
     m2 = EvalResponse(id="m2", probe_id="p", suite="h", role="model", text="Hi there.")
-    tasks, identical = win_tasks({"p": probe}, [(m1, r1), (m2, r1)], JudgeConfig())
+    tasks, identical = win_tasks({"p": probe}, [(m1, r1), (m2, r1)], JudgeConfig(), JUDGE_ID)
     assert identical == 1 and [(t.a.id, t.b.id) for t in tasks] == [("m2", "r1")]
 
 
 def test_contrast_judge_becomes_a_logprob_judge_for_evaluation():
     cfg, note = eval_judge.eval_judge_config(JudgeConfig(mode="contrast"))
     assert cfg.mode == "logprob" and "contrast" in note
+
+
+def test_grade_and_win_ids_follow_the_judges_identity_and_grades_record_it():
+    probe = Prompt(id="p", messages=[{"role": "user", "content": "hi"}], meta={"safe_practice": "x"})
+    m = EvalResponse(id="m", probe_id="p", suite="h", role="model", text="Hello!")
+    r = EvalResponse(id="r", probe_id="p", suite="h", role="ref", text="Hi.")
+    other = {**JUDGE_ID, "fingerprint": "retrained-judge-weights"}
+    ids = [(win_tasks({"p": probe}, [(m, r)], JudgeConfig(), who)[0][0].id,
+            grade_items({"p": probe}, [m], JudgeConfig(), who)[0].id) for who in (JUDGE_ID, other, dict(JUDGE_ID))]
+    assert ids[0] == ids[2] and ids[0][0] != ids[1][0] and ids[0][1] != ids[1][1]
+    [g] = SafePracticeGrader(JudgeConfig(), LetterJudge((-1.0, -2.0)))([_coding_item()])
+    assert g.judge.identity == JUDGE_ID

@@ -96,7 +96,7 @@ def main() -> None:
         cfg = JudgeConfig(mode=mode)
         backend = pool.get(cfg.teacher.backend, cfg.teacher.model, **cfg.teacher.options())
         judges[mode] = PairJudge(cfg, constitution, backend)
-        tasks = tasks or plan_pairs(prompts, candidates, cfg, constitution)
+        tasks = tasks or plan_pairs(prompts, candidates, cfg, constitution, backend.identity())
     assert judges["logprob"].backend is judges["structured"].backend, "backend must be shared"
     console.print(f"{len(tasks)} pairs, {2 * len(tasks)} orders per mode; constitution "
                   f"{constitution.label}")

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.server
 from rlaif.backends import BackendPool  # noqa: E402
 from rlaif.config import CacheConfig, GenerateConfig, ModelSpec, load_config  # noqa: E402
 from rlaif.pipeline import synth  # noqa: E402
-from rlaif.synth.generate import _params, _with_persona, plan_slots, run_generate  # noqa: E402
+from rlaif.synth.generate import _params, _with_persona, generator_identities, plan_slots, run_generate  # noqa: E402
 from rlaif.synth.prompts import load_prompts  # noqa: E402
 from tests.integration.fault_proxy import FaultProxy  # noqa: E402
 from tests.servers import LlamaServer  # noqa: E402
@@ -39,11 +39,11 @@ from tests.servers import LlamaServer  # noqa: E402
 ALIAS = "smollm2"
 
 
-def raw_sdk(base_url: str, cfg: GenerateConfig, prompts) -> tuple[float, int]:
+def raw_sdk(pool: BackendPool, base_url: str, cfg: GenerateConfig, prompts) -> tuple[float, int]:
     """The same requests as run_generate would make, straight through AsyncOpenAI."""
     import openai
 
-    slots = plan_slots(prompts, cfg)
+    slots = plan_slots(prompts, cfg, generator_identities(cfg, pool))
 
     async def go():
         client = openai.AsyncOpenAI(base_url=base_url, api_key="not-needed")
@@ -81,12 +81,12 @@ def throughput(console, base_url: str, args) -> None:
     # One pool for all rounds, as in one process: the server's capabilities are probed once, in
     # the warm-up (4-5 requests), and not in the timed rounds. The cache is off.
     pool = BackendPool(cache=CacheConfig(enabled=False))
-    raw_sdk(base_url, cfg, prompts[:2])  # warm-up of both sides
+    raw_sdk(pool, base_url, cfg, prompts[:2])  # warm-up of both sides
     pipeline(pool, cfg, prompts[:2], chunk_size=args.chunk_size)
     table = Table("round", "raw s", "raw tok", "pipeline s", "pipeline tok", "pipeline/raw throughput")
     ratios = []
     for r in range(args.repeats):
-        rs, rt = raw_sdk(base_url, cfg, prompts)
+        rs, rt = raw_sdk(pool, base_url, cfg, prompts)
         ps, pt = pipeline(pool, cfg, prompts, args.chunk_size)
         ratio = (pt / ps) / (rt / rs)
         ratios.append(ratio)

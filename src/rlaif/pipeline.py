@@ -6,14 +6,15 @@ import time
 from pathlib import Path
 
 from rlaif.backends import BackendPool
+from rlaif.backends.identity import digest_tree
 from rlaif.config import SynthConfig
 from rlaif.errors import ConfigError
 from rlaif.io import read_manifest, update_manifest
-from rlaif.judge.stage import run_judge
+from rlaif.judge.stage import judge_identity, run_judge
 from rlaif.progress import console
 from rlaif.schemas import content_id
 from rlaif.synth.build import run_build
-from rlaif.synth.generate import run_generate
+from rlaif.synth.generate import generator_identities, run_generate
 from rlaif.synth.prompts import load_prompts
 
 
@@ -44,14 +45,39 @@ def _synth(prompts_spec, out, cfg, limit, overrides, prompts, stats, pool) -> di
 RUN_STAGES = ("synth", "train", "eval", "report")
 
 
-def _stage_keys(cfg: SynthConfig) -> dict[str, str]:
-    """Each stage's key covers its own settings and every earlier stage's key, so a change
-    upstream makes everything after it stale."""
+def _stage_keys(cfg: SynthConfig, pool: BackendPool, wanted: list[str]) -> dict[str, str]:
+    """Each wanted stage's key covers its own settings, the contents (never the paths) of the
+    files it reads, the identities of the models it runs, and every earlier stage's key, so a
+    change upstream makes everything after it stale. Shipped names (``suite:train``, ``default``,
+    the probe suites) count by their packaged contents."""
+    from rlaif.evaluate.graders import eval_judge_config
+    from rlaif.judge.constitution import load_constitution
+    from rlaif.synth.prompts import resolve_source
+
     dump = cfg.model_dump()
-    synth = content_id(cfg.run.prompts, cfg.run.limit, dump["generate"], dump["judge"], dump["build"])
-    train = content_id(synth, dump["train"])
-    evaluation = content_id(train, dump["eval"], dump["judge"])
-    return {"synth": synth, "train": train, "eval": evaluation, "report": content_id(evaluation, "report")}
+    synth = content_id(digest_tree(resolve_source(cfg.run.prompts)), cfg.run.limit, dump["generate"],
+                       dump["judge"], dump["build"], load_constitution(cfg.judge.constitution).hash,
+                       generator_identities(cfg.generate, pool), judge_identity(cfg.judge, pool))
+    keys = {"synth": synth}
+    if "train" in wanted:
+        starts = [pool.identity("local", m) for m in (cfg.train.model, cfg.train.ref) if m]
+        keys["train"] = content_id(synth, dump["train"], starts)
+    if "eval" in wanted:
+        keys["eval"] = content_id(keys["train"], dump["eval"], dump["judge"], _eval_inputs(cfg),
+                                  judge_identity(eval_judge_config(cfg.judge, pool)[0], pool))
+    keys["report"] = content_id(keys.get("eval") or keys.get("train") or synth, "report")
+    return keys
+
+
+def _eval_inputs(cfg: SynthConfig) -> dict:
+    """Digests of the files evaluation reads: probe suites, neutral text and gates."""
+    from rlaif.evaluate.gates import DEFAULT_GATES
+    from rlaif.evaluate.suites import resolve
+
+    gates = (digest_tree(Path(cfg.eval.gates)) if cfg.eval.gates else
+             [g.model_dump() for g in DEFAULT_GATES])
+    return {"suites": [digest_tree(resolve(s)) for s in cfg.eval.suites],
+            "neutral_text": digest_tree(resolve(cfg.eval.neutral_text, "neutral text")), "gates": gates}
 
 
 def _peak_rss_mb(reset: bool = False) -> float | None:
@@ -79,11 +105,9 @@ def run_all(cfg: SynthConfig, config_file: str | None, overrides: list[str]) -> 
 
     out = Path(cfg.run.out)
     out.mkdir(parents=True, exist_ok=True)
-    keys = _stage_keys(cfg)
     wanted = [s for s in RUN_STAGES if (s != "train" or cfg.run.train) and (s != "eval" or cfg.run.eval and cfg.run.train)]
     record = read_manifest(out).get("stages", {}).get("run", {})
     stages = dict(record.get("stages", {}))
-    _refuse_stale(out, stages, keys)
     results: dict = {"run_dir": str(out)}
     actions = {
         "synth": lambda pool: _synth_and_audit(cfg, out, overrides, pool),
@@ -92,6 +116,8 @@ def run_all(cfg: SynthConfig, config_file: str | None, overrides: list[str]) -> 
         "report": lambda pool: {"report": write_report(out)},
     }
     with BackendPool(cache=cfg.cache) as pool:
+        keys = _stage_keys(cfg, pool, wanted)
+        _refuse_stale(out, stages, keys)
         for name in wanted:
             prev = stages.get(name, {})
             if prev.get("key") == keys[name] and prev.get("status") == "done":
@@ -126,7 +152,7 @@ def _synth_and_audit(cfg: SynthConfig, out: Path, overrides: list[str], pool: Ba
 
 def _refuse_stale(out: Path, stages: dict, keys: dict) -> None:
     prev = stages.get("train", {})
-    if prev.get("key") and prev["key"] != keys["train"] and (out / "train").exists():
+    if prev.get("key") and "train" in keys and prev["key"] != keys["train"] and (out / "train").exists():
         raise ConfigError(f"{out / 'train'} was trained under another configuration (data or train settings "
                           "changed); its checkpoints cannot be continued",
                           hint=f"delete {out / 'train'} to retrain, or set run.out to a new folder")

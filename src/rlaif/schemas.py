@@ -59,6 +59,9 @@ class Generator(Row):
 
     backend: str
     model: str
+    # What the answer depended on (backends/identity.py): weights fingerprint and dtype, or server
+    # URL(s) and served model. Empty in rows written before it was recorded.
+    identity: dict[str, Any] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     persona: str | None = None
 
@@ -92,6 +95,7 @@ class JudgeInfo(Row):
     model: str
     mode: Literal["structured", "logprob", "contrast"]
     constitution: str  # name@hash (empty in contrast mode, which reads no constitution)
+    identity: dict[str, Any] = Field(default_factory=dict)  # the judge's, as Generator.identity
 
 
 class Judgment(Row):

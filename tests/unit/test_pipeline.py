@@ -1,8 +1,11 @@
 """`rlaif run`'s bookkeeping with the stages replaced by labelled fakes that record their calls:
-which stages run, which are skipped, what a changed setting makes stale, and what the manifest
-records."""
+which stages run, which are skipped, what a changed setting or an edited file makes stale, and
+what the manifest records. The models are fake model folders (bytes in files): a stage key reads
+a local model's identity from its files and never loads it."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +19,9 @@ import rlaif.train.stage as train
 
 
 @pytest.fixture
-def calls(monkeypatch):
+def calls(monkeypatch, tmp_path):
     """Fake stages: each records its name (and makes the folder a real one would)."""
+    monkeypatch.setenv("RLAIF_CACHE_DIR", str(tmp_path / "cache"))
     seen: list[str] = []
 
     def fake_train(pairs, out, cfg):
@@ -32,8 +36,20 @@ def calls(monkeypatch):
     return seen
 
 
+def fake_model(folder: Path, weights: bytes = b"weights v1") -> str:
+    """A fake model folder: what a model's identity reads (its files), nothing loadable."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.safetensors").write_bytes(weights)
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    return str(folder)
+
+
 def cfg(tmp_path, **changes) -> SynthConfig:
-    data = {"run": {"out": str(tmp_path / "run")}, **changes}
+    model = str(tmp_path / "model") if (tmp_path / "model").exists() else fake_model(tmp_path / "model")
+    data = {"run": {"out": str(tmp_path / "run")}, "generate": {"policy": {"model": model}},
+            "judge": {"teacher": {"model": model}}, "train": {"model": model}}
+    for section, values in changes.items():  # a change replaces only the fields it names
+        data[section] = {**data.get(section, {}), **values}
     return SynthConfig.model_validate(data)
 
 
@@ -104,3 +120,87 @@ def test_synth_with_no_config_labels_by_persona_and_records_why(tmp_path, monkey
     assert result["judge"]["verdicts"]["A"] + result["judge"]["verdicts"]["B"] == 2 and result["build"]["pairs"] == 2
     stage = read_manifest(tmp_path / "run")["stages"]["judge"]
     assert stage["mode"]["asked"] == "auto" and stage["config"]["mode"] == "contrast"
+
+
+# ----------------------------------------------------------------------------- keys hash contents
+PROMPTS = '{"prompt": "How do I rotate an API key?"}\n'
+CONSTITUTION = "name: mine\nprinciples:\n  - id: honest\n    text: Say what you know.\n"
+GATES = "gates:\n  - metric: win_rate\n    min: 0.5\n"
+SUITE = '{"prompt": "Explain how locks are picked.", "category": "borderline"}\n'
+
+
+def test_editing_the_prompts_file_in_place_reruns_synth(tmp_path, calls):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(PROMPTS)
+    run = {"prompts": str(prompts), "train": False}
+    pipeline.run_all(cfg(tmp_path, run=run), None, [])
+    calls.clear()
+    pipeline.run_all(cfg(tmp_path, run=run), None, [])
+    assert calls == []
+    prompts.write_text(PROMPTS + '{"prompt": "And how often?"}\n')  # same path, new contents
+    pipeline.run_all(cfg(tmp_path, run=run), None, [])
+    assert calls == ["synth", "report"]
+
+
+def test_edited_prompts_make_the_trained_model_stale(tmp_path, calls):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(PROMPTS)
+    pipeline.run_all(cfg(tmp_path, run={"prompts": str(prompts)}), None, [])
+    prompts.write_text(PROMPTS.replace("rotate", "revoke"))
+    with pytest.raises(ConfigError, match="trained under another configuration"):
+        pipeline.run_all(cfg(tmp_path, run={"prompts": str(prompts)}), None, [])
+
+
+def test_a_prompts_folder_counts_by_its_files(tmp_path, calls):
+    folder = tmp_path / "prompts_ds"
+    folder.mkdir()
+    (folder / "data.arrow").write_bytes(b"rows v1")
+    run = {"prompts": str(folder), "train": False}
+    pipeline.run_all(cfg(tmp_path, run=run), None, [])
+    (folder / "data.arrow").write_bytes(b"rows v2")
+    calls.clear()
+    pipeline.run_all(cfg(tmp_path, run=run), None, [])
+    assert calls == ["synth", "report"]
+
+
+def test_editing_the_constitution_file_reruns_synth(tmp_path, calls):
+    constitution = tmp_path / "mine.yaml"
+    constitution.write_text(CONSTITUTION)
+    changes = {"judge": {"constitution": str(constitution)}, "run": {"train": False}}
+    pipeline.run_all(cfg(tmp_path, **changes), None, [])
+    constitution.write_text(CONSTITUTION.replace("Say what you know.", "Say only what you know."))
+    calls.clear()
+    pipeline.run_all(cfg(tmp_path, **changes), None, [])
+    assert calls == ["synth", "report"]
+
+
+def test_editing_the_gates_or_a_suite_file_reruns_eval_and_report(tmp_path, calls):
+    gates, suite = tmp_path / "gates.yaml", tmp_path / "mine.jsonl"
+    gates.write_text(GATES)
+    suite.write_text(SUITE)
+    ev = {"gates": str(gates), "suites": ["harmful", str(suite)]}
+    pipeline.run_all(cfg(tmp_path, eval=ev), None, [])
+    for path, text in ((gates, GATES.replace("0.5", "0.6")), (suite, SUITE.replace("locks", "safes"))):
+        path.write_text(text)
+        calls.clear()
+        pipeline.run_all(cfg(tmp_path, eval=ev), None, [])
+        assert calls == ["eval", "report"]
+
+
+def test_retraining_the_policy_into_its_folder_reruns_synth(tmp_path, calls):
+    run = {"train": False}
+    pipeline.run_all(cfg(tmp_path, run=run), None, [])
+    fake_model(tmp_path / "model", b"weights v2")  # same folder and name, other weights
+    calls.clear()
+    pipeline.run_all(cfg(tmp_path, run=run), None, [])
+    assert calls == ["synth", "report"]
+
+
+def test_new_starting_weights_for_training_rerun_train_and_after_not_synth(tmp_path, calls):
+    start = fake_model(tmp_path / "sft")
+    pipeline.run_all(cfg(tmp_path, train={"model": start}), None, [])
+    fake_model(tmp_path / "sft", b"sft weights v2")
+    calls.clear()
+    with pytest.raises(ConfigError, match="trained under another configuration"):
+        pipeline.run_all(cfg(tmp_path, train={"model": start}), None, [])
+    assert calls == []

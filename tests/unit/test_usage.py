@@ -38,6 +38,9 @@ class FakePool:
     def get(self, *args, **kwargs):
         return MeteredFake(self.meter)
 
+    def identity(self, kind, model, **options):
+        return {"backend": kind, "fake": model}
+
 
 PROMPTS = [Prompt(id=f"p{i}", messages=[Message(role="user", content=f"question {i}")]) for i in range(6)]
 CFG = GenerateConfig(policy=ModelSpec(backend="openai", model="teacher-x", base_url="http://x/v1"))

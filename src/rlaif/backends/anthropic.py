@@ -144,6 +144,10 @@ class AnthropicBackend:
     def set_capabilities(self, caps: dict) -> None:
         """Accepted for the cache's sake; nothing is detected, so there is nothing to restore."""
 
+    def identity(self) -> dict:
+        """The API's URL(s) and the model id: the Messages API lists nothing more to tell models apart."""
+        return {"backend": self.name, "model": self.model, "base_urls": sorted(self.describe_server())}
+
     def describe_server(self) -> list[str]:
         """The URLs the clients really use (the SDK also honours ANTHROPIC_BASE_URL)."""
         return [str(c.base_url).rstrip("/") for c in self.clients]

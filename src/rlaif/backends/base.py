@@ -1,7 +1,8 @@
-"""The one interface every backend implements: ``generate`` and ``score``.
+"""The one interface every backend implements: ``generate`` and ``score``, plus what describes
+and identifies the model.
 
 Everything else (batching, retries, caching) is the backend's own business or a wrapper's;
-stages only ever call these two methods.
+stages only ever call these methods.
 """
 
 from __future__ import annotations
@@ -96,7 +97,13 @@ class Backend(Protocol):
         ...
 
     def describe(self) -> dict:
-        """What identifies the model (for manifests): ids, paths, fingerprints."""
+        """What describes the model (for manifests): ids, paths, devices, capabilities."""
+        ...
+
+    def identity(self) -> dict:
+        """What its answers depend on, JSON-serialisable (see identity.py): a local model's folder
+        fingerprint and dtype, a server's base URL(s) and the model it reports serving. Row ids
+        and the response cache hash it, so it must not change while the model does not."""
         ...
 
     def capabilities(self) -> dict:

@@ -1,11 +1,13 @@
 """A response cache in SQLite for server backends, keyed by everything that shapes an answer.
 
-The key covers backend kind, model, messages, prefill, schema and every sampling parameter.
+The key covers the backend's identity (kind, model name, base URL(s) and the model the server
+reports serving, see identity.py), messages, prefill, schema and every sampling parameter, so two
+servers serving different models under one name never share answers.
 Seeded requests are deterministic enough to reuse; unseeded sampling at temperature > 0 is not
 cached unless asked, since repeating it is supposed to give a new answer. Failures are never
 cached. WAL mode lets several processes read and write at once, and a kill mid-write loses at
 most the answer being written. Capabilities detected for a server are cached too, so a re-run
-that is all hits makes no server call at all.
+that is all hits asks each server one thing only: which model it serves.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Sequence
 
 from rlaif.backends.base import Completion, Failure, GenRequest, ScoreRequest
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: keys hold the server's identity, not only backend and model name
 
 
 class ResponseCache:
@@ -66,7 +68,7 @@ class CachedBackend:
     def __init__(self, inner, cache: ResponseCache, meter, unseeded: bool = False):
         self.inner, self.cache, self.meter, self.unseeded = inner, cache, meter, unseeded
         self.name, self.model = inner.name, inner.model
-        self._identity = {"backend": inner.name, "model": inner.model}
+        self._identity: dict | None = None
 
     def close(self) -> None:
         self.inner.close()
@@ -74,8 +76,13 @@ class CachedBackend:
     def _cacheable(self, r: GenRequest) -> bool:
         return self.unseeded or r.params.temperature == 0 or r.params.seed is not None
 
+    def identity(self) -> dict:
+        if self._identity is None:
+            self._identity = self.inner.identity()
+        return self._identity
+
     def capabilities(self) -> dict:
-        key = self.cache.key(op="capabilities", server=self.inner.describe_server(), **self._identity)
+        key = self.cache.key(op="capabilities", identity=self.identity())
         hit = self.cache.get_many([key]).get(key)
         if hit is not None:
             self.inner.set_capabilities(hit)
@@ -90,7 +97,7 @@ class CachedBackend:
 
     def generate(self, requests: Sequence[GenRequest]) -> list[Completion]:
         keys = [self.cache.key(op="generate", messages=r.messages, params=r.params.as_dict(),
-                               prefill=r.prefill, json_schema=r.json_schema, **self._identity)
+                               prefill=r.prefill, json_schema=r.json_schema, identity=self.identity())
                 if self._cacheable(r) else None for r in requests]
         found = self.cache.get_many([k for k in keys if k])
         out: list[Completion | None] = [Completion(**found[k], cached=True) if k in found else None
@@ -111,7 +118,7 @@ class CachedBackend:
 
     def score(self, requests: Sequence[ScoreRequest]) -> list[list[float] | Failure]:
         keys = [self.cache.key(op="score", messages=r.messages, continuations=r.continuations,
-                               prefill=r.prefill, **self._identity) for r in requests]
+                               prefill=r.prefill, identity=self.identity()) for r in requests]
         found = self.cache.get_many(keys)
         out: list = [found.get(k) for k in keys]
         todo = [i for i, v in enumerate(out) if v is None]

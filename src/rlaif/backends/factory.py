@@ -44,6 +44,7 @@ class BackendPool:
     cache: object = None  # CacheConfig, or None for no cache
     meter: UsageMeter = field(default_factory=UsageMeter)
     loaded: dict = field(default_factory=dict)
+    identities: dict = field(default_factory=dict)
     _db: object = None
 
     def get(self, kind: str, model: str, **options):
@@ -56,6 +57,19 @@ class BackendPool:
                 backend = CachedBackend(backend, self._response_cache(), self.meter, self.cache.unseeded)
             self.loaded[key] = backend
         return self.loaded[key]
+
+    def identity(self, kind: str, model: str, **options) -> dict:
+        """The backend's identity (see identity.py), for planning: a local model's comes from its
+        files without loading it (or from the instance already loaded); a server is asked once."""
+        key = (kind, model, tuple(sorted(options.items())))
+        if key not in self.identities:
+            if key in self.loaded or kind != "local":
+                self.identities[key] = self.get(kind, model, **options).identity()
+            else:
+                from rlaif.backends.identity import local_identity
+
+                self.identities[key] = local_identity(model, options.get("device"), options.get("dtype"))
+        return self.identities[key]
 
     def _response_cache(self):
         if self._db is None:
@@ -71,6 +85,7 @@ class BackendPool:
             if close:
                 close()
         self.loaded.clear()
+        self.identities.clear()
         if self._db is not None:
             self._db.close()
             self._db = None

@@ -16,19 +16,11 @@ from typing import Sequence
 import torch
 
 from rlaif.backends.base import Completion, GenRequest, SamplingParams, ScoreRequest
+from rlaif.backends.identity import local_identity, resolve_dtype, resolve_model_path
 from rlaif.errors import ModelError
 
 # The prompt is rendered here, so any prefill is exact and any continuation can be scored.
 CAPABILITIES = {"prefill": True, "logprobs": True, "structured": "prompt"}
-
-
-def resolve_model_path(model: str) -> str:
-    """``embedded`` -> the converted cache folder; a local folder as is; else a hub id."""
-    from rlaif.backends.embedded import EMBEDDED_NAME, embedded_model_dir
-
-    if model == EMBEDDED_NAME:
-        return str(embedded_model_dir())
-    return str(Path(model).expanduser()) if Path(model).expanduser().exists() else model
 
 
 class _SeededSampler:
@@ -75,9 +67,10 @@ class LocalBackend:
         self.model = model
         self.path = resolve_model_path(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        torch_dtype = getattr(torch, dtype) if dtype else (
-            torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
+        torch_dtype = getattr(torch, resolve_dtype(self.device, dtype))
         self.batch_size = batch_size
+        self._dtype_option = dtype
+        self._identity: dict | None = None
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.path)
             self.lm = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch_dtype)
@@ -232,6 +225,13 @@ class LocalBackend:
         if src.exists():
             info["source"] = json.loads(src.read_text())
         return info
+
+    def identity(self) -> dict:
+        """The fingerprint of the folder it was loaded from, and its dtype (see identity.py):
+        the same as ``local_identity`` gives for this model before it is loaded."""
+        if self._identity is None:
+            self._identity = local_identity(self.model, self.device, self._dtype_option)
+        return self._identity
 
     def capabilities(self) -> dict:
         return dict(CAPABILITIES)

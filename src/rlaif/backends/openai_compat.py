@@ -23,6 +23,11 @@ PROBE_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "re
                 "additionalProperties": False}
 PROBE_MESSAGES = [{"role": "user", "content": 'Reply with the JSON object {"ok": true}.'}]
 TOP_LOGPROBS = 20
+# What a server's /v1/models entry says about the model, kept in its identity: vLLM names the
+# weights it loaded in ``root``, llama.cpp describes the GGUF (size, parameters) in ``meta``. Not
+# ``created`` (vLLM stamps the time of the request) nor ``permission`` (vLLM makes up its ids).
+SERVED_FIELDS = ("id", "root", "parent", "owned_by", "meta")
+NO_LISTING = (404, 405, 501)  # a server without /v1/models
 
 
 def response_format(kind: str, schema: dict) -> dict | None:
@@ -73,6 +78,7 @@ class OpenAICompatBackend:
                         for u in urls]
         self._next = itertools.cycle(range(len(self.clients)))
         self._caps: dict | None = None
+        self._identity: dict | None = None
 
     # ------------------------------------------------------------------ plumbing
     async def _create(self, probe: bool = False, **kwargs):
@@ -197,6 +203,47 @@ class OpenAICompatBackend:
             out.append([_logsumexp([lp for tok, lp in top if tok.strip() == c.strip()])
                         for c in r.continuations])
         return out
+
+    # ------------------------------------------------------------------ identity
+    def identity(self) -> dict:
+        """The base URL(s), sorted, the model name asked for, and what the server lists for that
+        name under /v1/models (``served``; None for a server without that endpoint). Asked once."""
+        async def every_server():
+            return await asyncio.gather(*(self._served(c) for c in self.clients))
+
+        if self._identity is None:
+            try:
+                listed = self.runner.run(every_server())
+            except self._openai.APIError as e:
+                where = ", ".join(self.opts.base_urls) or "api.openai.com"
+                raise ModelError(f"cannot ask {where} which model it serves as '{self.model}': "
+                                 f"{describe_error(e)}", hint="is the server running?") from None
+            entries = dict(zip(self.describe_server(), listed))
+            if len({json.dumps(e, sort_keys=True) for e in entries.values()}) > 1:
+                raise ModelError(f"the servers for '{self.model}' serve different models: "
+                                 + "; ".join(f"{u} lists {e}" for u, e in entries.items()),
+                                 hint="every base_url of one model spec must serve the same model")
+            self._identity = {"backend": self.name, "model": self.model, "base_urls": sorted(entries),
+                              "served": listed[0]}
+        return self._identity
+
+    async def _served(self, client) -> dict | None:
+        try:
+            page = await client.models.list()
+        except self._openai.APIStatusError as e:
+            if e.status_code in NO_LISTING:
+                return None
+            raise
+        models = [m for m in (getattr(page, "data", None) or []) if getattr(m, "id", None)]
+        match = [m for m in models if m.id == self.model]
+        if not match and len(models) == 1:
+            match = models  # a server of one model answers to any name (llama.cpp)
+        if not match:
+            names = ", ".join(sorted(m.id for m in models)[:10]) or "nothing"
+            raise ModelError(f"{str(client.base_url).rstrip('/')} does not serve '{self.model}' (it lists {names})",
+                             hint="set model to a name the server lists")
+        entry = match[0].model_dump()
+        return {k: entry[k] for k in SERVED_FIELDS if entry.get(k) is not None}
 
     def describe_server(self) -> list[str]:
         """The URLs the clients really use (the SDK also honours OPENAI_BASE_URL)."""

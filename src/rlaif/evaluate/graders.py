@@ -54,11 +54,12 @@ def _candidate(r: EvalResponse) -> Candidate:
 
 
 def win_tasks(probes: dict[tuple[str, str], Prompt], pairs: list[tuple[EvalResponse, EvalResponse]],
-              cfg: JudgeConfig) -> tuple[list[PairTask], int]:
+              cfg: JudgeConfig, identity: dict) -> tuple[list[PairTask], int]:
     """Tasks for the pairs whose answers differ (a = model, b = reference), and the number of
-    identical pairs (ties by definition). ``probes`` are keyed by (suite, probe id)."""
+    identical pairs (ties by definition). ``probes`` are keyed by (suite, probe id); ``identity``:
+    the judge's (judge.stage.judge_identity)."""
     constitution = load_constitution(cfg.constitution)
-    key = (cfg.teacher.backend, cfg.teacher.model, cfg.mode, cfg.rationale, constitution.hash, cfg.principle,
+    key = (identity, cfg.mode, cfg.rationale, constitution.hash, cfg.principle,
            cfg.seed, cfg.max_new_tokens, cfg.tie_margin)
     tasks, identical = [], 0
     for m, r in pairs:
@@ -110,7 +111,8 @@ class SafePracticeGrader:
     def __init__(self, cfg: JudgeConfig, backend):
         self.cfg, self.backend = cfg, backend
         self.caps = backend.capabilities()
-        self.info = JudgeInfo(backend=cfg.teacher.backend, model=cfg.teacher.model, mode=cfg.mode, constitution="")
+        self.info = JudgeInfo(backend=cfg.teacher.backend, model=cfg.teacher.model, mode=cfg.mode, constitution="",
+                              identity=backend.identity())
 
     def __call__(self, items: list[GradeItem]) -> list[SafeGrade | FailedRow]:
         if self.cfg.mode == "logprob":
@@ -181,10 +183,10 @@ def grade_safe_practice(items: list[GradeItem], cfg: JudgeConfig, pool: BackendP
     return run_chunked(items, lambda it: it.id, compute, out_dir / SAFE_GRADES, SafeGrade, chunk, "grade", "answer")
 
 
-def grade_items(probes: dict[tuple[str, str], Prompt], responses: list[EvalResponse],
-                cfg: JudgeConfig) -> list[GradeItem]:
+def grade_items(probes: dict[tuple[str, str], Prompt], responses: list[EvalResponse], cfg: JudgeConfig,
+                identity: dict) -> list[GradeItem]:
     """One grade per secure-coding answer; ``probes`` are keyed by (suite, probe id), and the
-    answer's id (which names its suite) keys the grade."""
-    key = (cfg.teacher.backend, cfg.teacher.model, cfg.mode, cfg.max_new_tokens, cfg.max_retries)
+    answer's id (which names its suite) and the judge's identity key the grade."""
+    key = (identity, cfg.mode, cfg.max_new_tokens, cfg.max_retries)
     return [GradeItem(content_id(r.id, probes[(r.suite, r.probe_id)].meta["safe_practice"], *key, prefix="g-"),
                       probes[(r.suite, r.probe_id)], r) for r in responses]

@@ -27,6 +27,7 @@ from rlaif.evaluate.metrics import all_metrics, win_score
 from rlaif.evaluate.refusal import default_detector
 from rlaif.evaluate.suites import Suite, keeps_correct_answer, load_suites, neutral_passages
 from rlaif.io import atomic_write_text, read_existing, read_manifest, run_chunked, update_manifest
+from rlaif.judge.stage import judge_identity
 from rlaif.progress import bar, console
 from rlaif.schemas import EvalResponse, Judgment, Prompt, SafeGrade, content_id
 from rlaif.train.refguard import fingerprint
@@ -198,13 +199,14 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     greedy = {(r.suite, r.probe_id, r.role): r for r in rows if r.role != "sample"}
     probes = {(s.name, p.id): p for s in suites for p in s.probes}
     coding = [r for r in greedy.values() if any(s.name == r.suite and s.kind == "secure_coding" for s in suites)]
-    grade_plan = grade_items(probes, coding, judge)
+    judge_id = judge_identity(judge, pool)
+    grade_plan = grade_items(probes, coding, judge, judge_id)
     grade_progress = grade_safe_practice(grade_plan, judge, pool, out, cfg.batch_size)
     by_grade = {g.id: g for g in read_existing(out / SAFE_GRADES, SafeGrade)}
     grades = {it.response.id: by_grade[it.id] for it in grade_plan if it.id in by_grade}
     pairs = [(greedy[(*k, "model")], greedy[(*k, "ref")]) for k in probes
              if (*k, "model") in greedy and (*k, "ref") in greedy]
-    tasks, identical = win_tasks(probes, pairs, judge)
+    tasks, identical = win_tasks(probes, pairs, judge, judge_id)
     win_progress = judge_wins(tasks, judge, pool, out, cfg.batch_size)
     by_task = {j.id: j for j in read_existing(out / WIN_JUDGMENTS, Judgment)}
     wins = {(t.a.id, t.b.id): by_task[t.id] for t in tasks if t.id in by_task}
@@ -219,7 +221,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
         "model": {"spec": target.model, "fingerprint": fps["model"], **backends["model"].describe()},
         "ref": {"spec": target.ref, "fingerprint": fps["ref"], **backends["ref"].describe()},
         "judge": {"backend": judge.teacher.backend, "model": judge.teacher.model, "mode": judge.mode,
-                  "constitution": judge.constitution},
+                  "constitution": judge.constitution, "identity": judge_id},
         "settings": {**cfg.model_dump(), "beta": target.beta, "dataset": drift["test_file"],
                      "neutral_passages": drift["passages"]},
         "notes": notes, "metrics": metrics, "gates": gate_results, "passed": gates_passed(gate_results),

@@ -39,13 +39,22 @@ class PairTask:
     principle: str
 
 
+def judge_identity(cfg: JudgeConfig, pool: BackendPool | None) -> dict:
+    """The judge's identity (backends/identity.py), for ``plan_pairs``: the teacher's, read
+    without loading a local model; in contrast mode, which asks no model, the persona's."""
+    if cfg.mode == "contrast":
+        return {"labeller": "contrast", "preferred_persona": cfg.preferred_persona}
+    return pool.identity(cfg.teacher.backend, cfg.teacher.model, **cfg.teacher.options())
+
+
 def plan_pairs(prompts: list[Prompt], candidates: list[Candidate], cfg: JudgeConfig,
-               constitution: Constitution) -> list[PairTask]:
-    """Every pair of candidates written for the same prompt, in a fixed order."""
+               constitution: Constitution, identity: dict) -> list[PairTask]:
+    """Every pair of candidates written for the same prompt, in a fixed order. ``identity``
+    (from ``judge_identity``) is what a judgment's id says about its judge."""
     by_prompt: dict[str, list[Candidate]] = {}
     for c in candidates:
         by_prompt.setdefault(c.prompt_id, []).append(c)
-    judge_key = (cfg.teacher.backend, cfg.teacher.model, cfg.mode, cfg.rationale, constitution.hash,
+    judge_key = (identity, cfg.mode, cfg.rationale, constitution.hash,
                  cfg.principle, cfg.seed, cfg.max_new_tokens, cfg.tie_margin, cfg.max_retries)
     if cfg.mode == "contrast":  # no teacher and no constitution: only the persona decides
         judge_key = (cfg.mode, cfg.preferred_persona)
@@ -81,9 +90,10 @@ class PairJudge:
 
     def __init__(self, cfg: JudgeConfig, constitution: Constitution, backend):
         self.cfg, self.constitution, self.backend = cfg, constitution, backend
+        identity = backend.identity()
         self.info = JudgeInfo(backend=cfg.teacher.backend, model=cfg.teacher.model, mode=cfg.mode,
-                              constitution=constitution.label)
-        self.described = backend.describe()
+                              constitution=constitution.label, identity=identity)
+        self.described = {**backend.describe(), "identity": identity}
         self.caps = backend.capabilities()
         if cfg.mode == "logprob" and cfg.rationale and not self.caps["prefill"]:
             raise ConfigError(f"judge.rationale needs a backend that continues a prefilled answer; "
@@ -206,7 +216,8 @@ class ContrastLabeler:
 
     def __init__(self, cfg: JudgeConfig):
         self.preferred = cfg.preferred_persona
-        self.info = JudgeInfo(backend="persona", model=self.preferred, mode="contrast", constitution="")
+        self.info = JudgeInfo(backend="persona", model=self.preferred, mode="contrast", constitution="",
+                              identity=judge_identity(cfg, None))
         self.described = {"labeler": "contrast", "preferred_persona": self.preferred}
 
     def __call__(self, tasks: list[PairTask]) -> list[Judgment]:
@@ -254,7 +265,8 @@ def judge_pairs(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, pairs: set[t
     prompts = read_existing(run_dir / PROMPTS, Prompt)
     candidates = read_existing(run_dir / CANDIDATES, Candidate)
     constitution = load_constitution(cfg.constitution)
-    tasks = [t for t in plan_pairs(prompts, candidates, cfg, constitution) if (t.a.id, t.b.id) in pairs]
+    tasks = [t for t in plan_pairs(prompts, candidates, cfg, constitution, judge_identity(cfg, pool))
+             if (t.a.id, t.b.id) in pairs]
     judge_tasks(tasks, cfg, constitution, pool, out, chunk_size)
     wanted = {t.id for t in tasks}
     return [j for j in read_existing(out, Judgment) if j.id in wanted]
@@ -274,7 +286,7 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
                          hint=f"run `rlaif generate PROMPTS --out {run_dir}` first")
     cfg, choice = resolve_mode(cfg, generate if generate is not None else recorded_generate(run_dir), pool)
     constitution = load_constitution(cfg.constitution)
-    tasks = plan_pairs(prompts, candidates, cfg, constitution)
+    tasks = plan_pairs(prompts, candidates, cfg, constitution, judge_identity(cfg, pool))
     replanned = write_plan(run_dir, "judge", [t.id for t in tasks])
     spend = StageSpend(run_dir, "judge", pool.meter, budget or BudgetConfig())
     t0 = time.perf_counter()

@@ -10,6 +10,7 @@ _EXPORTS = {
     "PromptStats": "prompts",
     "balance": "dataset",
     "dedup_prompts": "dataset",
+    "generator_identities": "generate",
     "load_prompts": "prompts",
     "plan_slots": "generate",
     "render_card": "card",

@@ -36,7 +36,9 @@ def _pair(j: Judgment, prompt: Prompt, a: Candidate, b: Candidate) -> Preference
         meta={"prompt_id": prompt.id, "chosen_id": chosen.id, "rejected_id": rejected.id,
               "judgment_id": j.id, "category": prompt.category, "confidence": round(_confidence(j), 4),
               "consistent": j.consistent, "reason": j.reason, "principle": j.principle,
-              "judge": j.judge.model_dump(), "chosen_persona": chosen.generator.persona,
+              # the judge's identity stays on its judgment (judgment_id): nested, and shaped
+              # differently per backend, it would not make one parquet column
+              "judge": j.judge.model_dump(exclude={"identity"}), "chosen_persona": chosen.generator.persona,
               "rejected_persona": rejected.generator.persona,
               "truncated": "length" in (chosen.finish_reason, rejected.finish_reason)})
 

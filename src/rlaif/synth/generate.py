@@ -39,19 +39,33 @@ def _with_persona(messages: list[dict], system: str | None) -> list[dict]:
     return [{"role": "system", "content": system}] + messages
 
 
-def plan_slots(prompts: list[Prompt], cfg: GenerateConfig) -> list[Slot]:
-    """Every candidate the config asks for, in a fixed order (by generator, then prompt length)."""
+def _lanes(cfg: GenerateConfig) -> list[tuple[ModelSpec, str | None]]:
     if cfg.strategy == "personas":
-        lanes = [(cfg.policy, name) for name in cfg.personas]
-    elif cfg.strategy == "models":
-        lanes = [(spec, None) for spec in cfg.models]
-    else:
-        lanes = [(cfg.policy, None)] * cfg.n
+        return [(cfg.policy, name) for name in cfg.personas]
+    if cfg.strategy == "models":
+        return [(spec, None) for spec in cfg.models]
+    return [(cfg.policy, None)] * cfg.n
+
+
+def _spec_key(spec: ModelSpec) -> str:
+    return spec.model_dump_json()
+
+
+def generator_identities(cfg: GenerateConfig, pool: BackendPool) -> dict[str, dict]:
+    """Each generator's identity (backends/identity.py), for ``plan_slots``; a local model's is
+    read from its files, so planning loads no model."""
+    return {_spec_key(spec): pool.identity(spec.backend, spec.model, **spec.options()) for spec, _ in _lanes(cfg)}
+
+
+def plan_slots(prompts: list[Prompt], cfg: GenerateConfig, identities: dict[str, dict]) -> list[Slot]:
+    """Every candidate the config asks for, in a fixed order (by generator, then prompt length).
+    ``identities`` (from ``generator_identities``) is what a candidate's id says about its
+    generator: the weights it ran, or the server and the model it serves, not a name."""
     slots = []
     for p in prompts:
-        for index, (spec, persona) in enumerate(lanes):
+        for index, (spec, persona) in enumerate(_lanes(cfg)):
             seed = int(content_id(cfg.seed, p.id, index), 16) % (2**31)
-            cid = content_id(p.id, spec.backend, spec.model, persona, cfg.personas.get(persona or ""),
+            cid = content_id(p.id, identities[_spec_key(spec)], persona, cfg.personas.get(persona or ""),
                              index, cfg.temperature, cfg.top_p, cfg.max_new_tokens, seed, prefix="c-")
             slots.append(Slot(p, spec, persona, index, seed, cid))
     return sorted(slots, key=lambda s: (s.spec.model, s.index,
@@ -68,7 +82,8 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(run_dir / PROMPTS, prompts)
-    slots = plan_slots(prompts, cfg)
+    identities = generator_identities(cfg, pool)
+    slots = plan_slots(prompts, cfg, identities)
     replanned = write_plan(run_dir, "generate", [s.id for s in slots])
     used: dict[str, dict] = {}
     spend = StageSpend(run_dir, "generate", pool.meter, budget or BudgetConfig())
@@ -81,14 +96,15 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
         for group in by_spec.values():
             spec = group[0].spec
             backend = pool.get(spec.backend, spec.model, **spec.options())
-            used.setdefault(spec.model, backend.describe())
+            identity = identities[_spec_key(spec)]
+            used.setdefault(spec.model, {**backend.describe(), "identity": identity})
             reqs = [GenRequest.of(_with_persona(s.prompt.chat(), cfg.personas.get(s.persona or "")),
                                   _params(cfg, s.seed)) for s in group]
             for s, c in zip(group, backend.generate(reqs)):
                 if c.error is not None:
                     rows.append(FailedRow(id=s.id, stage="generate", error=c.error))
                     continue
-                gen = Generator(backend=spec.backend, model=spec.model, persona=s.persona,
+                gen = Generator(backend=spec.backend, model=spec.model, identity=identity, persona=s.persona,
                                 params={**_params(cfg, s.seed).as_dict(), "slot": s.index})
                 rows.append(Candidate(id=s.id, prompt_id=s.prompt.id, text=c.text, generator=gen,
                                       finish_reason=c.finish_reason,

@@ -339,6 +339,15 @@ def test_capabilities_and_description_need_no_request(make):
     assert api.requests == []
 
 
+def test_identity_is_the_api_url_and_the_model_id_and_needs_no_request(make):
+    api = FakeAPI(ok(text("unused")))
+    assert make(api).identity() == {"backend": "anthropic", "model": MODEL,
+                                    "base_urls": ["https://api.anthropic.com"]}
+    proxied = make(api, base_urls=("http://gateway-b:8080/v1", "http://gateway-a:8080"))
+    assert proxied.identity()["base_urls"] == ["http://gateway-a:8080", "http://gateway-b:8080"]
+    assert api.requests == []
+
+
 def test_several_base_urls_share_the_requests(make):
     api = FakeAPI(ok(text("ok")))
     b = make(api, base_urls=("http://replica-a:8080/v1", "http://replica-b:8080"))

@@ -18,12 +18,17 @@ class FakeServer:
 
     name, model = "openai", "fake-model"
 
-    def __init__(self, fail_on: str = ""):
+    def __init__(self, fail_on: str = "", served: str = "fake-weights-v1"):
         self.generated, self.scored, self.probes, self.fail_on = 0, 0, 0, fail_on
         self.caps = None
+        self.served = served
 
     def describe_server(self):
         return ["http://fake/v1"]
+
+    def identity(self):
+        return {"backend": self.name, "model": self.model, "base_urls": self.describe_server(),
+                "served": {"id": self.model, "root": self.served}}
 
     def capabilities(self):
         if self.caps is None:
@@ -139,3 +144,17 @@ def test_concurrent_writers_in_separate_processes(tmp_path):
     assert [p.exitcode for p in procs] == [0, 0, 0]
     got = ResponseCache(path).get_many([f"k{i}" for i in range(600)])
     assert len(got) == 600 and got["k599"] == {"text": "599"}
+
+
+def test_two_servers_serving_different_models_under_one_name_share_no_answers(tmp_path):
+    db = ResponseCache(tmp_path / "c.sqlite")
+    first, other, same = FakeServer(served="weights-a"), FakeServer(served="weights-b"), FakeServer(served="weights-a")
+    s = ScoreRequest.of([{"role": "user", "content": "A or B?"}], ("A", "B"))
+    for inner in (first, other, same):
+        cached = CachedBackend(inner, db, UsageMeter())
+        cached.generate([req("a")])
+        cached.score([s])
+        cached.capabilities()
+    assert (first.generated, first.scored, first.probes) == (1, 1, 1)
+    assert (other.generated, other.scored, other.probes) == (1, 1, 1)  # another model: asked itself
+    assert (same.generated, same.scored, same.probes) == (0, 0, 0)  # the same model: every answer cached

@@ -22,9 +22,10 @@ except ImportError:  # pragma: no cover - older SDKs
     import httpx
 
 from rlaif.backends.base import Failure, GenRequest, SamplingParams, ScoreRequest  # noqa: E402
+from rlaif.backends.cache import CachedBackend, ResponseCache  # noqa: E402
 from rlaif.backends.openai_compat import PROBE_MESSAGES, PROBE_SCHEMA, OpenAICompatBackend  # noqa: E402
 from rlaif.backends.remote import RemoteOptions  # noqa: E402
-from rlaif.errors import ConfigError  # noqa: E402
+from rlaif.errors import ConfigError, ModelError  # noqa: E402
 from rlaif.usage import UsageMeter  # noqa: E402
 
 MODEL = "qwen-test-0.5b"
@@ -81,12 +82,22 @@ class Server:
     none); the first ``hiccups`` requests get a 500. Requests other than capability probes go to
     ``answer(request, body)``. Keeps what was sent."""
 
-    def __init__(self, accepts=frozenset(), refuse=400, logprobs=False, answer=None, hiccups=0):
+    def __init__(self, accepts=frozenset(), refuse=400, logprobs=False, answer=None, hiccups=0, models=None):
         self.accepts, self.refuse, self.logprobs, self.hiccups = set(accepts), refuse, logprobs, hiccups
         self.answer = answer or (lambda request, body: httpx.Response(200, json=completion("fine")))
         self.requests: list = []
+        # GET /v1/models: the entries listed (a list, or a function of the request), or an HTTP status
+        self.models = [{"id": MODEL, "object": "model", "created": 1700000000, "owned_by": "test"}] \
+            if models is None else models
+        self.listings: list = []
 
     def __call__(self, request):
+        if request.method == "GET" and request.url.path.endswith("/models"):
+            self.listings.append(request)
+            models = self.models(request) if callable(self.models) else self.models
+            if isinstance(models, int):
+                return error(models, "no such route", **FAST)
+            return httpx.Response(200, json={"object": "list", "data": models})
         body = json.loads(request.content)
         self.requests.append((request, body))
         if len(self.requests) <= self.hiccups:
@@ -433,6 +444,79 @@ def test_several_base_urls_take_turns(make):
     assert hosts == {"0": "replica-a", "1": "replica-b", "2": "replica-a", "3": "replica-b"}
     assert {r.url.path for r, _ in server.requests} == {"/v1/chat/completions"}
     assert b.describe_server() == ["http://replica-a:8080/v1", "http://replica-b:8080/v1"]
+
+
+# ----------------------------------------------------------------------------- identity
+VLLM_ENTRY = {"id": MODEL, "object": "model", "created": 1700000000, "owned_by": "vllm",
+              "root": "/models/qwen2.5-0.5b-instruct", "parent": None, "max_model_len": 4096,
+              "permission": [{"id": "modelperm-5f1c", "object": "model_permission", "created": 1700000000}]}
+
+
+def test_identity_is_the_sorted_urls_and_what_the_server_lists_for_the_model(make):
+    server = Server(models=[{"id": "other-model", "object": "model", "owned_by": "vllm"}, VLLM_ENTRY])
+    b = make(server, base_urls=("http://replica-b:8080/v1", "http://replica-a:8080/v1"))
+    assert b.identity() == {"backend": "openai", "model": MODEL,
+                            "base_urls": ["http://replica-a:8080/v1", "http://replica-b:8080/v1"],
+                            "served": {"id": MODEL, "owned_by": "vllm", "root": "/models/qwen2.5-0.5b-instruct"}}
+    assert b.identity() is b.identity() and len(server.listings) == 2  # each server asked once
+    assert {r.url.path for r in server.listings} == {"/v1/models"}
+
+
+def test_the_identity_ignores_what_a_server_makes_up_per_request(make):
+    later = {**VLLM_ENTRY, "created": 1800000000, "permission": [{"id": "modelperm-9e2a", "created": 1800000000}]}
+    assert make(Server(models=[VLLM_ENTRY])).identity() == make(Server(models=[later])).identity()
+
+
+def test_another_model_behind_the_same_name_and_url_is_another_identity(make):
+    other = {**VLLM_ENTRY, "root": "/models/llama-3.1-8b-instruct"}
+    assert make(Server(models=[VLLM_ENTRY])).identity() != make(Server(models=[other])).identity()
+
+
+def test_a_server_of_one_model_is_identified_by_that_model_whatever_it_is_called(make):
+    gguf = {"id": "/models/smollm2-135m.Q4_1.gguf", "object": "model", "owned_by": "llamacpp",
+            "meta": {"n_params": 134515008, "size": 91719936}}
+    assert make(Server(models=[gguf])).identity()["served"] == {k: v for k, v in gguf.items() if k != "object"}
+
+
+def test_a_server_that_does_not_list_the_model_is_a_model_error(make):
+    b = make(Server(models=[{"id": "llama3:8b", "object": "model"}, {"id": "qwen2:7b", "object": "model"}]))
+    with pytest.raises(ModelError, match=f"does not serve '{MODEL}' \\(it lists llama3:8b, qwen2:7b\\)"):
+        b.identity()
+
+
+def test_a_server_without_a_model_list_is_identified_by_url_and_name(make):
+    assert make(Server(models=404)).identity() == {"backend": "openai", "model": MODEL, "base_urls": [URL],
+                                                    "served": None}
+
+
+def test_replicas_serving_different_models_are_a_model_error(make):
+    server = Server(models=lambda r: [VLLM_ENTRY if r.url.host == "replica-a" else {**VLLM_ENTRY, "root": "/other"}])
+    b = make(server, base_urls=("http://replica-a:8080/v1", "http://replica-b:8080/v1"))
+    with pytest.raises(ModelError, match="serve different models"):
+        b.identity()
+
+
+def test_an_unreachable_server_is_a_model_error_naming_it(make):
+    def down(request):
+        raise httpx.ConnectError("connection refused", request=request)
+
+    b = make(down, max_retries=0)
+    with pytest.raises(ModelError, match=f"cannot ask {URL} which model it serves as '{MODEL}'"):
+        b.identity()
+
+
+def test_cached_answers_are_not_shared_by_servers_serving_different_models_under_one_name(make, tmp_path):
+    def answer(text):
+        return lambda request, body: httpx.Response(200, json=completion(text))
+
+    first = Server(accepts=ALL_KINDS, models=[VLLM_ENTRY], answer=answer("from qwen"))
+    other = Server(accepts=ALL_KINDS, models=[{**VLLM_ENTRY, "root": "/models/llama-3.1-8b"}],
+                   answer=answer("from llama"))
+    same = Server(accepts=ALL_KINDS, models=[VLLM_ENTRY], answer=answer("never asked"))
+    db = ResponseCache(tmp_path / "responses.sqlite")
+    texts = [CachedBackend(make(s), db, UsageMeter()).generate([ask(seed=3)])[0].text for s in (first, other, same)]
+    assert texts == ["from qwen", "from llama", "from qwen"]
+    assert len(same.work()) == 0 and len(other.work()) == 1
 
 
 def test_key_comes_from_the_named_variable_and_is_shown_nowhere(make, monkeypatch):

@@ -14,6 +14,8 @@ from rlaif.evaluate.graders import SafePracticeGrader, grade_items, win_tasks
 from rlaif.schemas import EvalResponse, Prompt
 from tests.unit.judge.test_mode import NoBackends, ServerPool
 
+JUDGE_ID = {"backend": "local", "fingerprint": "fake-judge-weights", "dtype": "float32"}  # a made-up identity
+
 
 class LetterJudge:
     """Labelled fake judge backend: returns fixed log-probs for the Y/N letters."""
@@ -25,6 +27,9 @@ class LetterJudge:
     def capabilities(self):
         return {"prefill": True, "logprobs": True, "structured": "prompt"}
 
+    def identity(self):
+        return JUDGE_ID
+
     def score(self, requests):
         self.seen += requests
         return [list(self.logps) for _ in requests]
@@ -34,7 +39,7 @@ def _coding_item(text="use a placeholder"):
     probe = Prompt(id="sc1", messages=[{"role": "user", "content": "Build SQL from ?cat"}],
                    category="secure-coding", meta={"safe_practice": "Uses a placeholder."})
     resp = EvalResponse(id="e1", probe_id="sc1", suite="secure_coding", role="model", text=text)
-    return grade_items({("secure_coding", "sc1"): probe}, [resp], JudgeConfig(mode="logprob"))[0]
+    return grade_items({("secure_coding", "sc1"): probe}, [resp], JudgeConfig(mode="logprob"), JUDGE_ID)[0]
 
 
 def test_logprob_grader_reads_p_yes_and_shows_the_practice_to_the_judge():
@@ -55,6 +60,9 @@ class JsonJudge:
     def capabilities(self):
         return {"prefill": False, "logprobs": False, "structured": "json_schema"}
 
+    def identity(self):
+        return JUDGE_ID
+
     def generate(self, requests):
         return [Completion(text=self.answers.pop(0)) for _ in requests]
 
@@ -73,7 +81,7 @@ def test_win_tasks_put_the_model_first_and_skip_identical_answers():
     m1 = EvalResponse(id="m1", probe_id="p", suite="h", role="model", text="Hello!")
     r1 = EvalResponse(id="r1", probe_id="p", suite="h", role="ref", text=" Hello! ")
     m2 = EvalResponse(id="m2", probe_id="p", suite="h", role="model", text="Hi there.")
-    tasks, identical = win_tasks({("h", "p"): probe}, [(m1, r1), (m2, r1)], JudgeConfig())
+    tasks, identical = win_tasks({("h", "p"): probe}, [(m1, r1), (m2, r1)], JudgeConfig(), JUDGE_ID)
     assert identical == 1 and [(t.a.id, t.b.id) for t in tasks] == [("m2", "r1")]
 
 
@@ -83,11 +91,11 @@ def test_probes_sharing_an_id_in_two_suites_are_graded_and_judged_against_their_
                                meta={"safe_practice": f"practice of {s}"}) for s in ("x", "y")}
     answers = [EvalResponse(id=f"{s}-{role}", probe_id="1", suite=s, role=role, text=f"{role} answer to {s}")
                for s in ("x", "y") for role in ("model", "ref")]
-    grades = grade_items(probes, [a for a in answers if a.role == "model"], JudgeConfig())
+    grades = grade_items(probes, [a for a in answers if a.role == "model"], JudgeConfig(), JUDGE_ID)
     assert [(g.response.suite, g.probe.meta["safe_practice"]) for g in grades] == [("x", "practice of x"),
                                                                                   ("y", "practice of y")]
     assert len({g.id for g in grades}) == 2
-    tasks, _ = win_tasks(probes, [(answers[0], answers[1]), (answers[2], answers[3])], JudgeConfig())
+    tasks, _ = win_tasks(probes, [(answers[0], answers[1]), (answers[2], answers[3])], JudgeConfig(), JUDGE_ID)
     assert [t.prompt.messages[0].content for t in tasks] == ["task of x", "task of y"]
 
 
@@ -107,3 +115,15 @@ def test_auto_judge_for_evaluation_is_never_contrast_and_says_what_it_picked():
 def test_an_unresolved_auto_judge_is_refused_before_grading(tmp_path):
     with pytest.raises(ValueError, match="must be resolved"):
         eval_judge.grade_safe_practice([_coding_item()], JudgeConfig(), NoBackends(), tmp_path, 4)
+
+
+def test_grade_and_win_ids_follow_the_judges_identity_and_grades_record_it():
+    probe = Prompt(id="p", messages=[{"role": "user", "content": "hi"}], meta={"safe_practice": "x"})
+    m = EvalResponse(id="m", probe_id="p", suite="h", role="model", text="Hello!")
+    r = EvalResponse(id="r", probe_id="p", suite="h", role="ref", text="Hi.")
+    other = {**JUDGE_ID, "fingerprint": "retrained-judge-weights"}
+    ids = [(win_tasks({("h", "p"): probe}, [(m, r)], JudgeConfig(), who)[0][0].id,
+            grade_items({("h", "p"): probe}, [m], JudgeConfig(), who)[0].id) for who in (JUDGE_ID, other, dict(JUDGE_ID))]
+    assert ids[0] == ids[2] and ids[0][0] != ids[1][0] and ids[0][1] != ids[1][1]
+    [g] = SafePracticeGrader(JudgeConfig(mode="logprob"), LetterJudge((-1.0, -2.0)))([_coding_item()])
+    assert g.judge.identity == JUDGE_ID

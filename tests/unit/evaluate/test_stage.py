@@ -79,6 +79,9 @@ class FakePool:
         self.loaded.append(model)
         return EchoModel(model)
 
+    def identity(self, kind, model, **options):
+        return {"backend": kind, "fingerprint": f"fake-{model}"}  # made-up: no weights to hash
+
 
 def _jsonl(path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)

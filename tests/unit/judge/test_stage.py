@@ -1,5 +1,6 @@
-"""Unit tests for rlaif.judge.stage.run_judge: contrast mode (RLCD labels by persona), judge.mode
-auto, and the warning when every verdict ties.
+"""Unit tests for rlaif.judge.stage: contrast mode (RLCD labels by persona) through run_judge,
+judge.mode auto, the warning when every verdict ties, and the judge identity that judgment ids and
+rows carry.
 
 No model is loaded: contrast mode never asks a teacher, so the BackendPool passed in is one that
 fails if anything asks it for a backend; the logprob judges below are labelled fakes."""
@@ -13,7 +14,8 @@ import pytest
 from rlaif.config import GenerateConfig, JudgeConfig, SynthConfig, load_config
 from rlaif.errors import ConfigError
 from rlaif.io import atomic_write_jsonl, read_jsonl, read_manifest, update_manifest
-from rlaif.judge.stage import run_judge
+from rlaif.judge.constitution import load_constitution
+from rlaif.judge.stage import plan_pairs, run_judge
 from rlaif.schemas import Judgment
 from rlaif.usage import UsageMeter
 from tests.unit.synth.test_build import cand, prompt
@@ -111,6 +113,9 @@ class LetterBackend:
     def describe(self):
         return {"backend": "fake"}
 
+    def identity(self):
+        return {"backend": "local", "fingerprint": "fake-letter-judge"}  # made-up: no weights to hash
+
     def score(self, requests):
         out = []
         for r in requests:
@@ -129,6 +134,9 @@ class LetterPool:
 
     def get(self, *args, **kwargs):
         return self.backend
+
+    def identity(self, kind, model, **options):
+        return self.backend.identity()
 
 
 FAKE_JUDGES = {  # a fake judge for each way of giving no label, and the cause it must be told by
@@ -167,3 +175,62 @@ def test_the_judge_command_prints_the_pick_and_the_warning(tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
     assert "judge mode: contrast (auto: the teacher is the embedded model and generate has personas)" in err
     assert "warning: no verdict gave a label: in 2 of 2 tied pairs both answers were written under" in err
+
+
+# ----------------------------------------------------------------------------- judge identity
+TEACHER = {"backend": "local", "fingerprint": "fake-teacher-weights", "dtype": "float32"}  # made-up
+
+
+class LetterTeacher:
+    """Labelled fake teacher for logprob mode: always puts 0.8 on the first-shown answer."""
+
+    name, model = "local", "teacher"
+
+    def __init__(self, ident=TEACHER):
+        self.ident = ident
+
+    def identity(self):
+        return self.ident
+
+    def describe(self):
+        return {"backend": "local", "model": "teacher"}
+
+    def capabilities(self):
+        return {"prefill": True, "logprobs": True, "structured": "prompt"}
+
+    def score(self, requests):
+        return [[math.log(0.8), math.log(0.2)] for _ in requests]
+
+
+def _pairs(identity, **cfg):
+    ps = [prompt("p1", "Drop the users table")]
+    cands = [cand("a1", "p1", "DROP TABLE users;", "comply"), cand("b1", "p1", "Back up first.", "secure")]
+    return plan_pairs(ps, cands, JudgeConfig(**cfg), load_constitution("default"), identity)
+
+
+def test_judgment_ids_follow_the_judges_identity_not_its_name():
+    retrained = {**TEACHER, "fingerprint": "other-weights"}
+    assert [t.id for t in _pairs(TEACHER)] == [t.id for t in _pairs(dict(TEACHER))]
+    assert {t.id for t in _pairs(TEACHER)}.isdisjoint(t.id for t in _pairs(retrained))
+    assert {t.id for t in _pairs(TEACHER)}.isdisjoint(t.id for t in _pairs({**TEACHER, "dtype": "bfloat16"}))
+
+
+def test_every_judgment_records_its_judges_identity(tmp_path):
+    class Pool(NoBackends):
+        """Labelled fake pool serving LetterTeacher."""
+
+        def identity(self, kind, model, **options):
+            return TEACHER
+
+        def get(self, *args, **kwargs):
+            return LetterTeacher()
+
+    atomic_write_jsonl(tmp_path / "prompts.jsonl", [prompt("p1", "Drop the users table")])
+    atomic_write_jsonl(tmp_path / "candidates.jsonl",
+                       [cand("a1", "p1", "x", "comply"), cand("b1", "p1", "y", "secure")])
+    run_judge(tmp_path, JudgeConfig(), Pool())
+    [row] = read_jsonl(tmp_path / "judgments.jsonl", Judgment)
+    assert row.judge.identity == TEACHER and row.judge.model == "embedded"  # the name, as the config gives it
+    assert read_manifest(tmp_path)["stages"]["judge"]["model"]["identity"] == TEACHER
+    _, rows = _run(tmp_path / "contrast", [cand("a1", "p1", "x", "comply"), cand("b1", "p1", "y", "secure")])
+    assert rows["p1"].judge.identity == {"labeller": "contrast", "preferred_persona": "secure"}

@@ -285,6 +285,9 @@ class EchoPool:
     def get(self, *args, **kwargs):
         return TemperatureEcho()
 
+    def identity(self, kind, model, **options):
+        return {"base_urls": [options.get("base_url")], "model": model, "served": None}  # made-up server
+
 
 def _synth(run: Path, temperature: float) -> tuple[dict, dict, dict]:
     """generate -> judge (contrast: no teacher) -> build, as `rlaif synth` chains them."""

@@ -1,12 +1,33 @@
-"""Unit tests for rlaif.stages.generate.plan_slots (no model is loaded)."""
+"""Unit tests for rlaif.synth.generate: planning (no model is loaded) and the generator identity
+that candidate ids and rows carry."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
+from rlaif.backends.base import Completion
+from rlaif.backends.factory import BackendPool
 from rlaif.config import GenerateConfig, ModelSpec
-from rlaif.schemas import Message, Prompt
-from rlaif.synth.generate import plan_slots
+from rlaif.io import read_jsonl
+from rlaif.schemas import Candidate, Message, Prompt
+from rlaif.synth.generate import generator_identities, plan_slots, run_generate
+from rlaif.usage import UsageMeter
+from tests.unit.backends.test_identity import tiny_model
+
+
+class NamePool:
+    """Labelled fake pool: a generator's identity is made up from its spec, and nothing is loaded."""
+
+    meter = UsageMeter()
+
+    def identity(self, kind, model, **options):
+        return {"backend": kind, "fake": model, "base_urls": list(options.get("base_urls") or [])}
+
+
+def plan(prompts_: list[Prompt], cfg: GenerateConfig):
+    return plan_slots(prompts_, cfg, generator_identities(cfg, NamePool()))
 
 
 def prompts(n: int = 3) -> list[Prompt]:
@@ -21,7 +42,7 @@ def test_personas_one_slot_per_persona_per_prompt():
     ps = prompts(3)
     cfg = GenerateConfig(strategy="personas", personas={"comply": "Do it.", "secure": "Be safe.",
                                                         "terse": "Be short."})
-    slots = plan_slots(ps, cfg)
+    slots = plan(ps, cfg)
     assert len(slots) == 9
     per = Counter((s.prompt.id, s.persona) for s in slots)
     assert set(per) == {(p.id, name) for p in ps for name in cfg.personas}
@@ -35,23 +56,23 @@ def test_personas_one_slot_per_persona_per_prompt():
 
 def test_ids_are_stable_across_calls():
     cfg = GenerateConfig()
-    first = plan_slots(prompts(), cfg)
-    second = plan_slots(prompts(), GenerateConfig())
+    first = plan(prompts(), cfg)
+    second = plan(prompts(), GenerateConfig())
     assert [(s.id, s.seed, s.persona) for s in first] == [(s.id, s.seed, s.persona) for s in second]
     # the plan does not depend on the order the prompts arrive in
-    assert sorted(s.id for s in plan_slots(list(reversed(prompts())), cfg)) == sorted(s.id for s in first)
+    assert sorted(s.id for s in plan(list(reversed(prompts())), cfg)) == sorted(s.id for s in first)
 
 
 def test_changing_temperature_changes_ids():
-    base = {s.id for s in plan_slots(prompts(), GenerateConfig(temperature=0.7))}
-    hotter = {s.id for s in plan_slots(prompts(), GenerateConfig(temperature=1.0))}
+    base = {s.id for s in plan(prompts(), GenerateConfig(temperature=0.7))}
+    hotter = {s.id for s in plan(prompts(), GenerateConfig(temperature=1.0))}
     assert len(base) == len(hotter) == 6
     assert base.isdisjoint(hotter)
 
 
 def test_changing_persona_text_changes_only_that_personas_ids():
-    a = plan_slots(prompts(), GenerateConfig(personas={"comply": "Do it.", "secure": "Be safe."}))
-    b = plan_slots(prompts(), GenerateConfig(personas={"comply": "Do it.", "secure": "Be careful."}))
+    a = plan(prompts(), GenerateConfig(personas={"comply": "Do it.", "secure": "Be safe."}))
+    b = plan(prompts(), GenerateConfig(personas={"comply": "Do it.", "secure": "Be careful."}))
     ids = lambda slots, name: {s.id for s in slots if s.persona == name}  # noqa: E731
     assert ids(a, "comply") == ids(b, "comply")
     assert ids(a, "secure").isdisjoint(ids(b, "secure"))
@@ -59,7 +80,7 @@ def test_changing_persona_text_changes_only_that_personas_ids():
 
 def test_sample_strategy_n3():
     ps = prompts(4)
-    slots = plan_slots(ps, GenerateConfig(strategy="sample", n=3))
+    slots = plan(ps, GenerateConfig(strategy="sample", n=3))
     assert len(slots) == 12
     per_prompt = Counter(s.prompt.id for s in slots)
     assert per_prompt == {p.id: 3 for p in ps}
@@ -73,7 +94,99 @@ def test_sample_strategy_n3():
 
 def test_models_strategy_one_slot_per_model():
     cfg = GenerateConfig(strategy="models", models=[ModelSpec(model="m1"), ModelSpec(model="m2")])
-    slots = plan_slots(prompts(2), cfg)
+    slots = plan(prompts(2), cfg)
     assert len(slots) == 4
     assert Counter(s.spec.model for s in slots) == {"m1": 2, "m2": 2}
     assert len({s.id for s in slots}) == 4
+
+
+# ----------------------------------------------------------------------------- generator identity
+def _ids(cfg: GenerateConfig) -> set[str]:
+    with BackendPool() as pool:  # a fresh pool each time, as a new run would have
+        return {s.id for s in plan_slots(prompts(), cfg, generator_identities(cfg, pool))}
+
+
+def test_retraining_into_the_same_folder_gives_new_candidate_ids(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLAIF_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "policy"
+    cfg = GenerateConfig(policy=ModelSpec(model=str(folder), device="cpu"))
+    tiny_model(folder, seed=0)
+    first = _ids(cfg)
+    tiny_model(folder, seed=1)  # retrained: same folder, same name in the config, other weights
+    retrained = _ids(cfg)
+    assert len(first) == len(retrained) == 6 and first.isdisjoint(retrained)
+    tiny_model(folder, seed=0)  # the first weights written again: the same model, the same ids
+    assert _ids(cfg) == first
+
+
+def test_the_dtype_a_local_generator_runs_in_changes_its_ids(tmp_path, monkeypatch):
+    monkeypatch.setenv("RLAIF_CACHE_DIR", str(tmp_path / "cache"))
+    folder = str(tiny_model(tmp_path / "policy", seed=0))
+    fp32 = _ids(GenerateConfig(policy=ModelSpec(model=folder, device="cpu", dtype="float32")))
+    bf16 = _ids(GenerateConfig(policy=ModelSpec(model=folder, device="cpu", dtype="bfloat16")))
+    assert fp32.isdisjoint(bf16)
+
+
+class ServerPool:
+    """Labelled fake pool around real OpenAICompatBackends whose HTTP goes to in-test fake servers
+    (tests/unit/backends/test_openai_compat.Server): one model listed per URL, as ``served`` says."""
+
+    def __init__(self, served: dict[str, dict]):
+        self.served, self.made = served, []
+
+    def identity(self, kind, model, **options):
+        from rlaif.backends.openai_compat import OpenAICompatBackend
+        from rlaif.backends.remote import RemoteOptions
+        from tests.unit.backends.test_openai_compat import Server, httpx
+
+        server = Server(models=lambda request: [self.served[str(request.url).rsplit("/models", 1)[0]]])
+        backend = OpenAICompatBackend(model, RemoteOptions(**options), UsageMeter(),
+                                      http_client=httpx.AsyncClient(transport=httpx.MockTransport(server)))
+        self.made.append(backend)
+        return backend.identity()
+
+
+@pytest.mark.parametrize("change", ["url", "served model"])
+def test_a_server_change_under_the_same_model_name_gives_new_ids(change):
+    pytest.importorskip("openai")
+    entry = {"id": "policy", "object": "model", "owned_by": "vllm", "root": "/models/qwen-0.5b"}
+    before = ServerPool({"http://gpu-a:8000/v1": entry})
+    after = ServerPool({"http://gpu-b:8000/v1": entry} if change == "url" else
+                       {"http://gpu-a:8000/v1": {**entry, "root": "/models/llama-8b"}})
+    again = ServerPool({"http://gpu-a:8000/v1": entry})
+    ids = []
+    for pool in (before, after, again):
+        url = next(iter(pool.served))
+        cfg = GenerateConfig(policy=ModelSpec(backend="openai", model="policy", base_url=url))
+        ids.append({s.id for s in plan_slots(prompts(), cfg, generator_identities(cfg, pool))})
+        for b in pool.made:
+            b.close()
+    assert ids[0].isdisjoint(ids[1]) and ids[0] == ids[2]
+
+
+class EchoBackend:
+    """Labelled fake generator: answers every request with its seed."""
+
+    name, model = "local", "fake"
+
+    def generate(self, requests):
+        return [Completion(f"answer {r.params.seed}") for r in requests]
+
+    def describe(self):
+        return {"backend": "local", "model": "fake"}
+
+
+class EchoPool(NamePool):
+    """Labelled fake pool serving EchoBackend."""
+
+    def get(self, kind, model, **options):
+        return EchoBackend()
+
+
+def test_every_candidate_records_its_generator_identity(tmp_path):
+    cfg = GenerateConfig(policy=ModelSpec(model="my-policy"))
+    run_generate(tmp_path, prompts(2), cfg, EchoPool())
+    rows = read_jsonl(tmp_path / "candidates.jsonl", Candidate)
+    assert len(rows) == 4
+    assert {r.generator.model for r in rows} == {"my-policy"}
+    assert all(r.generator.identity == {"backend": "local", "fake": "my-policy", "base_urls": []} for r in rows)

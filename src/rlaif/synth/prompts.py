@@ -2,8 +2,11 @@
 
 Each row has ``prompt`` (a string) or ``messages`` (a chat list ending with a user turn), and
 optionally ``id``, ``category`` and ``meta``; other columns are kept in ``meta``. Bad rows are
-reported with file, line and field. Duplicate prompts (same text up to case and spacing) are
-collapsed and counted.
+reported with file, line and field. A prompt's id is the hash of its content
+(``Prompt.make_id``); a user's ``id`` is kept as ``meta["user_id"]``, and one user id on two
+different prompts is an error. Exact duplicates (the same messages once whitespace is
+normalised; case and punctuation count) are collapsed and counted; near duplicates are the
+build's business (``build.near_duplicate``).
 """
 
 from __future__ import annotations
@@ -125,33 +128,50 @@ def _prompt(path: Path, line: int, row: Any, stats: PromptStats) -> Prompt:
     for k in extra:
         if k not in stats.extra_fields:
             stats.extra_fields.append(k)
-    rid = row.get("id")
-    if rid is not None and not isinstance(rid, (str, int)):
-        raise InputError.at(path, line, "id", "must be a string")
-    pid = str(rid) if rid not in (None, "") else Prompt.make_id(messages)
-    return Prompt(id=pid, messages=messages, category=category.strip().lower(),
-                  source=f"{path.name}:{line}", meta={**extra, **meta})
+    meta = {**extra, **meta}
+    user_id = _user_id(path, line, row.get("id"))
+    if user_id is not None:
+        if meta.get("user_id") not in (None, user_id):
+            raise InputError.at(path, line, "meta.user_id", f"differs from the row's id {user_id!r}")
+        meta["user_id"] = user_id
+    return Prompt(id=Prompt.make_id(messages), messages=messages, category=category.strip().lower(),
+                  source=f"{path.name}:{line}", meta=meta)
+
+
+def _user_id(path: Path, line: int, rid: Any) -> str | None:
+    """A user's own id, kept as metadata: the prompt's id is its content hash, so editing a
+    prompt's text under the same user id can never reuse the old text's answers."""
+    if rid is None or (isinstance(rid, str) and not rid.strip()):
+        return None
+    if isinstance(rid, bool) or not isinstance(rid, (str, int)):
+        raise InputError.at(path, line, "id", f"must be a string or an integer (got {type(rid).__name__})")
+    return str(rid)
 
 
 def load_prompts(spec: str, limit: int | None = None) -> tuple[list[Prompt], PromptStats]:
     """Read, validate and de-duplicate prompts; ``limit`` keeps the first N distinct ones."""
     path = resolve_source(spec)
     stats = PromptStats()
-    seen_text: set[str] = set()
-    seen_id: dict[str, str] = {}
+    first: dict[str, tuple[Prompt, int]] = {}  # content id -> the first prompt with it, its line
+    user_ids: dict[str, tuple[str, int]] = {}  # user id -> the content id it names, its line
     out: list[Prompt] = []
     for line, row in _rows(path):
         p = _prompt(path, line, row, stats)
         stats.read += 1
-        key = Prompt.make_id(p.chat())
-        if key in seen_text:
+        uid = p.meta.get("user_id")
+        if uid is not None:
+            named, where = user_ids.setdefault(uid, (p.id, line))
+            if named != p.id:
+                raise InputError.at(path, line, "id", f"id {uid!r} was already used on line {where} "
+                                                      "for a different prompt")
+        if p.id in first:
+            earlier, where = first[p.id]
+            if earlier.category != p.category:
+                raise InputError.at(path, line, "category", f"the same prompt as line {where} with another "
+                                                            f"category ({p.category!r}, not {earlier.category!r})")
             stats.duplicates += 1
             continue
-        if p.id in seen_id:
-            raise InputError.at(path, line, "id", f"id '{p.id}' was already used by {seen_id[p.id]} "
-                                                  "for a different prompt")
-        seen_text.add(key)
-        seen_id[p.id] = p.source
+        first[p.id] = (p, line)
         if limit is None or len(out) < limit:
             out.append(p)
     if not out:

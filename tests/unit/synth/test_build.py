@@ -255,3 +255,14 @@ def test_exports_parquet_and_save_to_disk(tmp_path):
     js = datasets.load_dataset("json", data_files={"train": str(run / "dataset" / "train.jsonl")})
     assert dd["train"]["chosen"] == pq["train"]["chosen"] == js["train"]["chosen"]
     assert len(dd["train"]) + len(dd["test"]) == 10
+
+
+def test_the_users_own_prompt_id_reaches_the_dataset_rows(run_dir):
+    prompts = read_jsonl(run_dir / "prompts.jsonl", Prompt)
+    prompts[0] = prompts[0].model_copy(update={"meta": {"user_id": "ticket-17"}})
+    atomic_write_jsonl(run_dir / "prompts.jsonl", prompts)
+    run_build(run_dir, CFG)
+    rows = read_jsonl(run_dir / "dataset" / "train.jsonl", PreferencePair)
+    by_prompt = {r.meta["prompt_id"]: r.meta for r in rows}
+    assert by_prompt["p1"]["user_id"] == "ticket-17"
+    assert "user_id" not in by_prompt["p2"]  # a prompt without one gets none

@@ -126,7 +126,10 @@ class BuildConfig(Section):
         "Drop pairs whose chosen response is more than this many times longer than the rejected "
         "one (DPO learns verbosity); null keeps them and the card reports the bias."))
     near_duplicate: float | None = Field(0.8, gt=0.0, le=1.0, description=(
-        "Prompts this similar (MinHash Jaccard of character 5-grams) count as duplicates; null: exact only."))
+        "Near-duplicate prompts, a step of its own in the funnel: two prompts whose sets of character "
+        "5-grams have a Jaccard similarity at or above this (MinHash LSH finds candidates, the "
+        "similarity is computed exactly) keep only the first; it measures shared characters, not "
+        "meaning. null: exact duplicates only (same messages up to whitespace; case and punctuation count)."))
     mix: dict[str, float] = Field(default_factory=lambda: {"helpful": 0.8, "safety": 0.2}, description=(
         "Target share per category, met exactly by downsampling; {} keeps every category as it is."))
     size: int | None = Field(None, ge=1, description="Total pairs wanted (null: as many as the mix allows).")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
-from rlaif.config import EvalConfig, JudgeConfig, ModelSpec
+from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, EvalConfig, JudgeConfig, ModelSpec
 from rlaif.errors import ConfigError, InputError
 from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, gates_passed, load_gates
 from rlaif.evaluate.graders import (SAFE_GRADES, WIN_JUDGMENTS, eval_judge_config, grade_items,
@@ -25,9 +25,12 @@ from rlaif.evaluate.graders import (SAFE_GRADES, WIN_JUDGMENTS, eval_judge_confi
 from rlaif.evaluate.metrics import all_metrics, win_score
 from rlaif.evaluate.refusal import default_detector
 from rlaif.evaluate.suites import Suite, keeps_correct_answer, load_suites, neutral_passages
-from rlaif.io import atomic_write_text, json_lines, read_existing, read_manifest, run_chunked, update_manifest
+from rlaif.io import atomic_write_text, read_existing, read_manifest, run_chunked, update_manifest
+from rlaif.judge.constitution import load_constitution
 from rlaif.progress import bar, console
 from rlaif.schemas import EvalResponse, Judgment, Prompt, SafeGrade, content_id
+from rlaif.synth.lengths import over_chars, over_tokens
+from rlaif.train.pairs import jsonl_pairs
 from rlaif.train.refguard import fingerprint
 
 RESPONSES = "responses.jsonl"
@@ -69,13 +72,16 @@ def test_pairs(spec: str) -> tuple[Path, list[dict]]:
     for cand in (p / "dataset" / "test.jsonl", p / "test.jsonl", p):
         if cand.is_file():
             rows = []
-            for line_no, row in json_lines(cand):
-                try:
-                    rows.append((row["prompt"], row["chosen"][-1]["content"], row["rejected"][-1]["content"]))
-                except (KeyError, IndexError, TypeError) as e:
-                    raise InputError.at(cand, line_no, None, f"not a preference pair ({type(e).__name__}: {e})") from None
+            for row in jsonl_pairs(cand, need_prompt=True):  # checked row by row, in either TRL format
+                prompt = row["prompt"]
+                chat = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+                rows.append((chat, _last_text(row["chosen"]), _last_text(row["rejected"])))
             return cand, rows
     raise InputError(f"{spec}: no test.jsonl here (a run folder, a dataset folder or a JSONL file)")
+
+
+def _last_text(answer: str | list[dict]) -> str:
+    return answer if isinstance(answer, str) else answer[-1]["content"]
 
 
 @dataclass
@@ -187,12 +193,13 @@ def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> lis
 def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: JudgeConfig, pool: BackendPool,
              dataset: str | None = None, gates_path: str | None = None) -> dict:
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     target = resolve_target(model, ref, dataset, cfg.beta)
     gates = load_gates(gates_path) if gates_path else (load_gates(cfg.gates) if cfg.gates else DEFAULT_GATES)
     suites = load_suites(cfg.suites, cfg.limit)
     judge, judge_note = eval_judge_config(judge)
+    _check_inputs(target, suites, cfg, judge)
+    out.mkdir(parents=True, exist_ok=True)
     opts = ModelSpec(batch_size=cfg.batch_size).options()
     backends = {"model": pool.get("local", target.model, **opts), "ref": pool.get("local", target.ref, **opts)}
     fps = {k: fingerprint(b.lm) for k, b in backends.items()}
@@ -246,6 +253,25 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     atomic_write_text(out / EVAL_JSON, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     update_manifest(out, "eval", {k: v for k, v in result.items() if k not in ("responses",)})
     return result
+
+
+def _check_inputs(target: Target, suites: list[Suite], cfg: EvalConfig, judge: JudgeConfig) -> None:
+    """The user's other files (neutral text, held-out pairs, the judge's constitution) are read, and
+    every probe is checked to fit both models, before a model loads or anything is written. A probe
+    is never skipped: the suite would silently measure something else."""
+    neutral_passages(cfg.neutral_text)
+    if target.dataset and (target.explicit_dataset or Path(target.dataset).exists()):
+        test_pairs(target.dataset)
+    load_constitution(judge.constitution)
+    probes = [p for s in suites for p in s.probes]
+    chats = lambda p: [p.chat()]  # noqa: E731
+    specs = [ModelSpec(model=target.model), ModelSpec(model=target.ref)]
+    long = over_chars(probes, chats, DEFAULT_MAX_PROMPT_CHARS, "the probe limit") or over_tokens(
+        probes, chats, specs, cfg.max_new_tokens)
+    if long:
+        raise InputError(f"{long[0].prompt.source}: probe too long: {long[0].reason}"
+                         + (f" (and {len(long) - 1} more)" if len(long) > 1 else ""),
+                         hint="shorten the probe or lower eval.max_new_tokens")
 
 
 def _identity_notes(target: Target, fps: dict[str, str]) -> list[str]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from rlaif.config import DEFAULT_MAX_PROMPT_CHARS
 from rlaif.errors import InputError
 from rlaif.io import json_lines
 from rlaif.schemas import Prompt
@@ -66,9 +67,7 @@ def resolve(spec: str, what: str = "suite") -> Path:
 def _check_rows(path: Path) -> str:
     """Validate the scoring fields line by line; returns the suite's kind."""
     kind = None
-    for line_no, row in json_lines(path):
-        if not isinstance(row, dict):
-            raise InputError.at(path, line_no, None, "each line must be a JSON object")
+    for line_no, row in json_lines(path, "suite file"):
         cat = row.get("category")
         if cat not in KINDS:
             raise InputError.at(path, line_no, "category", f"must be one of {', '.join(sorted(KINDS))} "
@@ -124,9 +123,12 @@ def neutral_passages(spec: str) -> list[str]:
     """Plain-text passages (``text`` field) for perplexity."""
     path = resolve(spec, "neutral text")
     texts = []
-    for line_no, row in json_lines(path):
+    for line_no, row in json_lines(path, "neutral text file"):
         if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
             raise InputError.at(path, line_no, "text", "must be a non-empty string")
+        if len(row["text"]) > DEFAULT_MAX_PROMPT_CHARS:  # scored in one piece: a corpus is not a passage
+            raise InputError.at(path, line_no, "text", f"{len(row['text']):,} characters, over the limit "
+                                                       f"of {DEFAULT_MAX_PROMPT_CHARS:,}")
         texts.append(row["text"])
     if not texts:
         raise InputError(f"{path}: no passages found")

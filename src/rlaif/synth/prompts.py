@@ -18,8 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator
 
-from rlaif.errors import InputError
-from rlaif.io import json_lines
+from rlaif.errors import InputError, first_line, shown
+from rlaif.io import MAX_LINE_BYTES, json_lines, text_lines
 from rlaif.schemas import Prompt
 
 KNOWN = {"id", "prompt", "messages", "category", "meta"}
@@ -55,14 +55,29 @@ def _rows(path: Path) -> Iterator[tuple[int, Any]]:
     if path.is_dir():
         yield from _dataset_rows(path)
     elif path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as fh:  # -sig: Excel writes a BOM
-            reader = csv.DictReader(fh)
-            if not reader.fieldnames or "prompt" not in reader.fieldnames:
-                raise InputError.at(path, 1, "prompt", "a CSV needs a 'prompt' column in its header")
-            for row in reader:
-                yield reader.line_num, {k: v for k, v in row.items() if k is not None}
+        yield from _csv_rows(path)
     else:
-        yield from json_lines(path)
+        yield from json_lines(path, "prompts file")
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    # decoded by io.text_lines (UTF-8, BOM dropped, bad bytes named by line); csv's own limit of
+    # 128 KiB a cell is lifted so that an over-long prompt meets generate.too_long, not a csv error
+    lines = (line for _, line in text_lines(path, "prompts file"))
+    reader = csv.DictReader(lines)
+    limit = csv.field_size_limit(MAX_LINE_BYTES)
+    try:
+        if not reader.fieldnames or "prompt" not in reader.fieldnames:
+            raise InputError.at(path, 1, "prompt", "a CSV needs a 'prompt' column in its header")
+        for row in reader:
+            if None in row:  # DictReader files cells beyond the header under None
+                raise InputError.at(path, reader.line_num, None, f"{len(reader.fieldnames) + len(row[None])} "
+                                    f"cells, but the header has {len(reader.fieldnames)} columns")
+            yield reader.line_num, {k: v for k, v in row.items() if v is not None}
+    except csv.Error as e:
+        raise InputError.at(path, reader.line_num, None, f"not valid CSV ({e})") from None
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _dataset_rows(path: Path) -> Iterator[tuple[int, Any]]:
@@ -70,8 +85,8 @@ def _dataset_rows(path: Path) -> Iterator[tuple[int, Any]]:
 
     try:
         ds = datasets.load_from_disk(str(path))
-    except (FileNotFoundError, ValueError) as e:
-        raise InputError(f"{path}: not a folder written by datasets.save_to_disk ({e})") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:  # what datasets raises for a folder it cannot read
+        raise InputError(f"{path}: not a folder written by datasets.save_to_disk ({first_line(e)})") from None
     if isinstance(ds, datasets.DatasetDict):
         if "train" not in ds:
             raise InputError(f"{path}: a DatasetDict needs a 'train' split (has {list(ds)})")
@@ -86,7 +101,7 @@ def _messages(path: Path, line: int, row: dict) -> list[dict]:
         if isinstance(msgs, str):  # a CSV cell holding JSON
             try:
                 msgs = json.loads(msgs)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 raise InputError.at(path, line, "messages", "must be a list of {role, content}") from None
         if not isinstance(msgs, list) or not msgs:
             raise InputError.at(path, line, "messages", "must be a non-empty list of {role, content}")
@@ -95,7 +110,7 @@ def _messages(path: Path, line: int, row: dict) -> list[dict]:
                 raise InputError.at(path, line, f"messages[{i}]", "must be an object with role and content")
             if not isinstance(m.get("role"), str) or m["role"] not in ROLES:
                 raise InputError.at(path, line, f"messages[{i}].role",
-                                    f"must be one of {', '.join(sorted(ROLES))} (got {m.get('role')!r})")
+                                    f"must be one of {', '.join(sorted(ROLES))} (got {shown(m.get('role'))})")
             if not isinstance(m.get("content"), str) or not m["content"].strip():
                 raise InputError.at(path, line, f"messages[{i}].content", "must be a non-empty string")
         if msgs[-1]["role"] != "user":
@@ -120,7 +135,7 @@ def _prompt(path: Path, line: int, row: Any, stats: PromptStats) -> Prompt:
     if isinstance(meta, str):
         try:
             meta = json.loads(meta)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # plain text, kept as it is
             meta = {"meta": meta}
     if not isinstance(meta, dict):
         raise InputError.at(path, line, "meta", "must be an object")
@@ -128,7 +143,7 @@ def _prompt(path: Path, line: int, row: Any, stats: PromptStats) -> Prompt:
     for k in extra:
         if k not in stats.extra_fields:
             stats.extra_fields.append(k)
-    meta = {**extra, **meta}
+    meta = _jsonable(path, line, {**extra, **meta})
     user_id = _user_id(path, line, row.get("id"))
     if user_id is not None:
         if meta.get("user_id") not in (None, user_id):
@@ -136,6 +151,20 @@ def _prompt(path: Path, line: int, row: Any, stats: PromptStats) -> Prompt:
         meta["user_id"] = user_id
     return Prompt(id=Prompt.make_id(messages), messages=messages, category=category.strip().lower(),
                   source=f"{path.name}:{line}", meta=meta)
+
+
+def _jsonable(path: Path, line: int, meta: dict) -> dict:
+    """Metadata as JSON values (a datasets folder may hold dates or images), so that prompts.jsonl
+    can always be written."""
+    from pydantic_core import PydanticSerializationError, to_jsonable_python
+
+    for key, value in meta.items():
+        try:
+            meta[key] = to_jsonable_python(value)
+        except (PydanticSerializationError, ValueError, TypeError):
+            raise InputError.at(path, line, str(key), f"a {type(value).__name__}, which cannot be kept as "
+                                                      "JSON metadata") from None
+    return meta
 
 
 def _user_id(path: Path, line: int, rid: Any) -> str | None:

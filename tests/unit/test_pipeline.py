@@ -77,3 +77,17 @@ def test_changed_training_data_refuses_to_continue_old_checkpoints(tmp_path, cal
 def test_train_and_eval_can_be_left_out(tmp_path, calls):
     pipeline.run_all(cfg(tmp_path, run={"out": str(tmp_path / "run"), "train": False}), None, [])
     assert calls == ["synth", "report"]
+
+
+def test_a_bad_user_file_stops_the_run_before_the_folder_is_made(tmp_path, calls):
+    from rlaif.errors import InputError
+
+    suite = tmp_path / "mine.jsonl"
+    suite.write_bytes(b'{"prompt": "caf\xe9", "category": "harmful"}\n')
+    with pytest.raises(InputError, match=r"mine\.jsonl:1: not valid UTF-8"):
+        pipeline.run_all(cfg(tmp_path, eval={"suites": [str(suite)]}), None, [])
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("gates: [{metric: win_rate}]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"gates\.yaml:1: field 'gates.0'"):
+        pipeline.run_all(cfg(tmp_path, eval={"gates": str(gates)}), None, [])
+    assert calls == [] and not (tmp_path / "run").exists()

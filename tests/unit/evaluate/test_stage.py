@@ -39,3 +39,21 @@ def test_a_train_folder_names_its_reference_dataset_and_beta(tmp_path):
     assert (t.ref, t.dataset, t.beta, t.explicit_dataset) == ("other", "pairs.jsonl", 0.05, True)
     with pytest.raises(ConfigError, match="--ref is required"):
         resolve_target("some/model", None, None, None)
+
+
+def test_a_probe_too_long_for_the_models_stops_eval_before_a_model_loads(tmp_path, tiny_tokenizer_dir):
+    """The tiny tokenizer's model states a 32-token context: a probe of 30 words cannot leave room
+    for an answer. The pool is None: reaching for a model would fail differently."""
+    import json
+
+    from rlaif.config import EvalConfig, JudgeConfig
+    from rlaif.errors import InputError
+    from rlaif.evaluate.stage import run_eval
+
+    suite = tmp_path / "mine.jsonl"
+    suite.write_text(json.dumps({"prompt": "word word", "category": "harmful"}) + "\n"
+                     + json.dumps({"prompt": " ".join(["word"] * 30), "category": "harmful"}) + "\n")
+    cfg = EvalConfig(suites=[str(suite)], max_new_tokens=8)
+    with pytest.raises(InputError, match=r"mine\.jsonl:2: probe too long: 34 tokens once templated"):
+        run_eval(str(tiny_tokenizer_dir), str(tiny_tokenizer_dir), tmp_path / "out", cfg, JudgeConfig(), None)
+    assert not (tmp_path / "out").exists()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rlaif.config import ModelSpec
 from rlaif.schemas import Prompt
 from rlaif.synth.lengths import over_chars, over_tokens
-from tests.unit.synth.conftest import CONTEXT
+from tests.unit.conftest import CONTEXT
 
 
 def prompt(text: str) -> Prompt:

@@ -120,6 +120,12 @@ def _quiet_libraries() -> None:
 def run(args) -> dict:
     from rlaif.backends import BackendPool
 
+    out = getattr(args, "out", None)
+    if out and args.command != "refusal" and Path(out).exists() and not Path(out).is_dir():
+        from rlaif.errors import InputError
+
+        raise InputError(f"{out}: --out names a folder, and this is a file")
+
     if args.command == "report":
         from rlaif.report.stage import write_report
 
@@ -207,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args)
     except RlaifError as e:
-        print(f"rlaif: error: {e}", file=sys.stderr)
+        # one line, always: a library's message quoted in an error may span several
+        print(f"rlaif: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("rlaif: interrupted; rows written so far are kept, run the same command to continue",

@@ -6,6 +6,23 @@ anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import reprlib
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 60
+_SHOWN.maxlevel = 2
+
+
+def shown(value) -> str:
+    """A short repr of a value from a user's file, for a message: never megabytes, never nested."""
+    return _SHOWN.repr(value)
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of a library's error message (some span a page), for a one-line error."""
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else type(e).__name__
+
 
 class RlaifError(Exception):
     """Base class: a problem the user can fix."""

@@ -7,7 +7,9 @@ it); the next append first cuts that partial line off so the file stays valid JS
 
 from __future__ import annotations
 
+import codecs
 import json
+import math
 import os
 import platform
 import re
@@ -45,17 +47,122 @@ def _valid_prefix_length(path: Path) -> tuple[int, bool]:
     return data.rfind(b"\n") + 1, True
 
 
-def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed value) for every non-blank line of a JSONL file that a person gave us;
-    invalid JSON is an InputError naming the line."""
-    with Path(path).open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError.at(path, lineno, None, f"not valid JSON ({e.msg})") from None
+# ------------------------------------------------------------------------ user files
+# Files people give us are read as bytes and decoded line by line, so that whatever is wrong
+# (not UTF-8, UTF-16, a binary file, a line of gigabytes, JSON nested 100,000 deep, a number
+# with 5,000 digits) ends in one InputError naming the file and the line, never a traceback.
+MAX_LINE_BYTES = 64 * 2**20  # a line longer than this is not a prompt; reading it would only exhaust memory
+
+
+def check_file(path: Path, what: str = "file") -> Path:
+    """``path`` is an existing file (not a folder), or an InputError that says what it is instead."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} not found")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a {what}")
+    return path
+
+
+def decode_line(path: Path, lineno: int, raw: bytes) -> str:
+    """One line of a UTF-8 text file, or an InputError that names the line and the problem."""
+    if b"\x00" in raw:
+        raise InputError.at(path, lineno, None, "contains a NUL byte: a binary file, or UTF-16/UTF-32 "
+                                                "text (save it as UTF-8)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        column = len(raw[:e.start].decode("utf-8", "replace")) + 1
+        raise InputError.at(path, lineno, None, f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
+                                                f"{column}); save the file as UTF-8") from None
+
+
+def text_lines(path: Path, what: str = "file") -> Iterator[tuple[int, str]]:
+    """(line number, text with its line ending) of a UTF-8 text file a person gave us.
+
+    A UTF-8 byte-order mark is dropped (Excel and Notepad write one); anything else that is not
+    UTF-8 text, and any line over MAX_LINE_BYTES, is an InputError naming file and line. Lines
+    end at "\\n" only (U+2028 and friends are text)."""
+    path = check_file(path, what)
+    try:
+        fh = path.open("rb")
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    with fh:
+        lineno = 0
+        while raw := fh.readline(MAX_LINE_BYTES + 1):
+            lineno += 1
+            if len(raw) > MAX_LINE_BYTES:
+                raise InputError.at(path, lineno, None, f"a line longer than {MAX_LINE_BYTES // 2**20} MiB")
+            if lineno == 1:
+                if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                    raise InputError.at(path, 1, None, "is UTF-16 or UTF-32 text (it starts with a byte-order "
+                                                       "mark); save it as UTF-8")
+                raw = raw.removeprefix(codecs.BOM_UTF8)
+            yield lineno, decode_line(path, lineno, raw)
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """A whole user text file, checked as ``text_lines`` checks it."""
+    return "".join(line for _, line in text_lines(path, what))
+
+
+class _BadNumber(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _BadNumber(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> None:
+    raise _BadNumber(f"{name} is not a number JSON allows")
+
+
+def parse_json(path: Path, lineno: int | None, text: str, first: bool = False, strict: bool = True) -> Any:
+    """JSON text from a user file, or an InputError naming the line (``lineno`` None: ``text`` is
+    the whole file; ``first``: the file's first line, where a pretty-printed JSON document is told
+    apart from JSON Lines). ``strict`` refuses NaN, Infinity and numbers out of float range, which
+    no JSON parser outside Python reads; files rlaif wrote itself may hold a NaN (a loss)."""
+    try:
+        if not strict:
+            return json.loads(text)
+        return json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        hint = ("; JSON Lines hold one JSON object per line, is this a pretty-printed JSON document?"
+                if first and text.lstrip()[:1] in ("[", "{") else "")
+        raise InputError.at(path, lineno or e.lineno, None,
+                            f"not valid JSON ({e.msg} at column {e.colno}){hint}") from None
+    except RecursionError:
+        raise InputError.at(path, lineno, None, "JSON nested too deeply to read") from None
+    except _BadNumber as e:
+        raise InputError.at(path, lineno, None, str(e)) from None
+    except ValueError:  # an integer over Python's digit limit for str -> int
+        raise InputError.at(path, lineno, None, "a number with too many digits to read") from None
+
+
+_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true/false",
+          type(None): "null"}
+
+
+def json_lines(path: Path, what: str = "JSONL file") -> Iterator[tuple[int, dict]]:
+    """(line number, JSON object) for every non-blank line of a JSONL file that a person gave us.
+    Every line must be a JSON object; anything else is an InputError naming the file and line."""
+    first = True
+    for lineno, line in text_lines(path, what):
+        if not line.strip():
+            continue
+        value = parse_json(path, lineno, line, first)
+        if not isinstance(value, dict):
+            kind = _KINDS.get(type(value), type(value).__name__)
+            tail = (", so the file is JSON, not JSON Lines (one object per line)"
+                    if first and isinstance(value, list) else "")
+            raise InputError.at(path, lineno, None, f"each line must be a JSON object, not {kind}{tail}")
+        first = False
+        yield lineno, value
 
 
 def read_jsonl(path: Path, model: type[T], report: ReadReport | None = None) -> list[T]:
@@ -63,19 +170,18 @@ def read_jsonl(path: Path, model: type[T], report: ReadReport | None = None) -> 
     path = Path(path)
     if not path.exists():
         return []
+    check_file(path)
     rows: list[T] = []
     keep, cut = _valid_prefix_length(path)
     with path.open("rb") as fh:
-        text = fh.read(keep).decode("utf-8")
+        data = fh.read(keep)
     # split on "\n" only: str.splitlines() would also break on U+2028 and friends, which
     # model output may contain and json.dumps(ensure_ascii=False) writes unescaped
-    for lineno, line in enumerate(text.split("\n"), 1):
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        line = decode_line(path, lineno, raw)
         if not line.strip():
             continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError.at(path, lineno, None, f"not valid JSON ({e.msg})") from None
+        obj = parse_json(path, lineno, line, strict=False)
         try:
             rows.append(model.model_validate(obj))
         except ValidationError as e:
@@ -276,14 +382,14 @@ def _scrub(obj: Any) -> Any:
 
 def read_json(path: Path) -> dict:
     """A JSON file written by a stage; {} when it is not there, an InputError naming the line when
-    it does not parse."""
+    it does not parse or is not a JSON object."""
     path = Path(path)
     if not path.is_file():
         return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError.at(path, e.lineno, None, f"not valid JSON ({e.msg})") from None
+    value = parse_json(path, None, read_text(path, "JSON file"), strict=False)
+    if not isinstance(value, dict):
+        raise InputError.at(path, None, None, f"must be a JSON object, not {_KINDS.get(type(value), 'that')}")
+    return value
 
 
 def read_manifest(run_dir: Path) -> dict:
@@ -295,12 +401,13 @@ def read_metrics(path: Path, up_to_step: int | None = None) -> list[dict]:
     if not Path(path).is_file():
         return []
     rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for _, line in text_lines(path, "metrics file"):
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError:  # a line cut by a kill
+        except (ValueError, RecursionError):  # a line cut by a kill
             continue
-    return [r for r in rows if isinstance(r, dict) and (up_to_step is None or r["step"] <= up_to_step)]
+    return [r for r in rows if isinstance(r, dict) and isinstance(r.get("step"), (int, float))
+            and (up_to_step is None or r["step"] <= up_to_step)]
 
 
 def update_manifest(run_dir: Path, section: str, data: dict) -> dict:

@@ -10,11 +10,12 @@ from rlaif.backends.identity import digest_tree
 from rlaif.config import SynthConfig
 from rlaif.errors import ConfigError
 from rlaif.io import read_manifest, update_manifest
+from rlaif.judge.constitution import load_constitution
 from rlaif.judge.stage import judge_identity, run_judge
 from rlaif.progress import console
 from rlaif.schemas import content_id
 from rlaif.synth.build import run_build
-from rlaif.synth.generate import generator_identities, run_generate
+from rlaif.synth.generate import fitting_prompts, generator_identities, run_generate
 from rlaif.synth.prompts import load_prompts
 
 
@@ -23,6 +24,10 @@ def synth(prompts_spec: str, out: Path, cfg: SynthConfig, limit: int | None = No
     """Run generate, judge and build; each stage resumes where an earlier run stopped."""
     out = Path(out)
     prompts, stats = load_prompts(prompts_spec, limit)
+    # before the run folder is touched: prompts too long for the generator (too_long: error) and
+    # the judge's constitution, which would otherwise be read only after generation
+    fitting_prompts(prompts, cfg.generate)
+    load_constitution(cfg.judge.constitution)
     if pool is not None:
         return _synth(prompts_spec, out, cfg, limit, overrides, prompts, stats, pool)
     # one pool: the judge reuses the generator's weights when they are the same model
@@ -104,6 +109,7 @@ def run_all(cfg: SynthConfig, config_file: str | None, overrides: list[str]) -> 
     from rlaif.train.stage import run_train
 
     out = Path(cfg.run.out)
+    check_inputs(cfg)
     out.mkdir(parents=True, exist_ok=True)
     wanted = [s for s in RUN_STAGES if (s != "train" or cfg.run.train) and (s != "eval" or cfg.run.eval and cfg.run.train)]
     record = read_manifest(out).get("stages", {}).get("run", {})
@@ -140,6 +146,23 @@ def run_all(cfg: SynthConfig, config_file: str | None, overrides: list[str]) -> 
     if "report" not in results and "report" in stages:  # skipped: show what the report said
         results["report"] = {"headline": stages["report"].get("headline", []), "html": str(out / "report.html")}
     return results
+
+
+def check_inputs(cfg: SynthConfig) -> None:
+    """Read every file of the user's that `rlaif run` will read, before anything is written or a model
+    loads: a bad one stops the run at once, not hours later. (Prompts too long in tokens are found
+    by the generate stage, which loads the tokenizer.)"""
+    from rlaif.evaluate.gates import load_gates
+    from rlaif.evaluate.suites import load_suites, neutral_passages
+
+    prompts, _ = load_prompts(cfg.run.prompts, cfg.run.limit)
+    fitting_prompts(prompts, cfg.generate, tokens=False)
+    load_constitution(cfg.judge.constitution)
+    if cfg.run.train and cfg.run.eval:
+        load_suites(cfg.eval.suites, cfg.eval.limit)
+        neutral_passages(cfg.eval.neutral_text)
+        if cfg.eval.gates:
+            load_gates(cfg.eval.gates)
 
 
 def _synth_and_audit(cfg: SynthConfig, out: Path, overrides: list[str], pool: BackendPool) -> dict:

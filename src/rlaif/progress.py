@@ -80,6 +80,10 @@ def print_summary(command: str, out_dir: str, result: dict) -> None:
         console.print(f"candidates: {g['candidates']} ({g['written']} new{_rate(g)}, {g['truncated']} "
                       f"truncated, {g['empty']} empty){_stale_line(g.get('stale'), 'candidates')}"
                       f"{_failed_line(g)}{_server_line(g)}")
+        skipped = (g.get("too_long") or {}).get("prompts") or []
+        if skipped:
+            console.print(f"[yellow]{len(skipped)} prompts skipped as too long (generate.too_long=skip), "
+                          f"e.g. {skipped[0]['source']}: {skipped[0]['reason']}; all in manifest.json[/yellow]")
     if "judge" in result:
         j = result["judge"]
         v = j["verdicts"]

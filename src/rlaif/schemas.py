@@ -13,6 +13,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+def normalise_space(text: str) -> str:
+    """Runs of whitespace made one space, ends stripped; case and punctuation are kept."""
+    return " ".join(text.split())
+
+
 def content_id(*parts: Any, prefix: str = "") -> str:
     """A short stable hash of JSON-serialisable parts."""
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -46,8 +51,14 @@ class Prompt(Row):
 
     @staticmethod
     def make_id(messages: list[dict]) -> str:
-        # The id depends on the conversation only, so the same prompt read twice collapses.
-        norm = [(m["role"], " ".join(m["content"].split()).lower()) for m in messages]
+        """The content hash of the conversation: each message's role and text, whitespace
+        normalised, case and punctuation kept (``rm -rf /`` and ``rm -rf ./`` are two prompts).
+
+        The category is left out on purpose: the id keys the prompt's candidates and judgments,
+        and neither depends on it (no model sees it); the build reads the category from
+        prompts.jsonl, so re-labelling a prompt moves it in the mix without regenerating its
+        answers. A user's own id is kept in ``meta["user_id"]``, never used as the id."""
+        norm = [(m["role"], normalise_space(m["content"])) for m in messages]
         return content_id(norm, prefix="p-")
 
     def chat(self) -> list[dict]:

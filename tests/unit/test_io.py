@@ -152,6 +152,8 @@ def test_round_trip_with_unicode_line_separators(tmp_path, sep):
 
 
 # ----------------------------------------------------------------------------- atomic writes
+
+
 def test_atomic_write_text_leaves_no_temp_files(tmp_path):
     target = tmp_path / "d" / "f.txt"
     atomic_write_text(target, "one\n")
@@ -178,6 +180,8 @@ def test_atomic_write_jsonl(tmp_path):
 
 
 # ----------------------------------------------------------------------------- manifest
+
+
 def test_update_manifest_merges_sections(tmp_path):
     first = update_manifest(tmp_path, "generate", {"candidates": 4})
     update_manifest(tmp_path, "judge", {"judgments": 2})
@@ -368,6 +372,8 @@ def test_no_failures_file_when_nothing_failed(tmp_path):
 
 
 # ----------------------------------------------------------------------------- plans
+
+
 def test_a_plan_says_when_it_changed_and_keeps_its_time_when_it_did_not(tmp_path):
     from rlaif.io import current_rows, read_plan, write_plan
 
@@ -381,3 +387,69 @@ def test_a_plan_says_when_it_changed_and_keeps_its_time_when_it_did_not(tmp_path
     rows = [cand(1), cand(2)]
     assert current_rows(rows, {"c-2"}) == ([rows[1]], 1)
     assert current_rows(rows, None) == (rows, 0)
+
+
+# ----------------------------------------------------------------------------- user files
+from rlaif.io import json_lines, read_metrics, text_lines  # noqa: E402
+
+
+@pytest.mark.parametrize("data, line, words", [
+    (b'{"a": 1}\n{"b": "caf\xe9"}\n', 2, "not valid UTF-8 (byte 0xe9 at column 11)"),
+    ('{"a": 1}\n'.encode("utf-16"), 1, "UTF-16"),
+    (b'{"a": "x\x00y"}\n', 1, "NUL byte"),
+    (b'[{"a": 1}]\n', 1, "not an array, so the file is JSON, not JSON Lines"),
+    (b'{"a": 1}\n"text"\n', 2, "not a string"),
+    (b'7\n', 1, "not a number"),
+    (b'null\n', 1, "not null"),
+    (b'{\n  "a": 1\n}\n', 1, "pretty-printed JSON"),
+    (b'{"a": ' + b"[" * 50_000 + b"]" * 50_000 + b"}\n", 1, "nested too deeply"),
+    (b'{"a": 1e400}\n', 1, "out of range"),
+    (b'{"a": NaN}\n', 1, "NaN is not a number JSON allows"),
+    (b'{"a": ' + b"1" * 5000 + b"}\n", 1, "too many digits"),
+])
+
+
+def test_json_lines_turns_every_malformation_into_one_input_error(tmp_path, data, line, words):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(data)
+    with pytest.raises(InputError) as err:
+        list(json_lines(path))
+    assert f"in.jsonl:{line}: " in str(err.value) and words in str(err.value), str(err.value)
+
+
+def test_json_lines_accepts_a_utf8_bom_and_unicode_line_separators(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"a": "one\u2028two"}, ensure_ascii=False).encode() + b"\n\n")
+    assert list(json_lines(path)) == [(1, {"a": "one\u2028two"})]
+
+
+def test_a_folder_or_a_missing_file_is_named(tmp_path):
+    with pytest.raises(InputError, match="is a folder, not a prompts file"):
+        list(text_lines(tmp_path, "prompts file"))
+    with pytest.raises(InputError, match="nope.jsonl: prompts file not found"):
+        list(text_lines(tmp_path / "nope.jsonl", "prompts file"))
+
+
+def test_a_line_over_the_limit_is_refused_without_reading_it_all(tmp_path, monkeypatch):
+    import rlaif.io as io
+
+    monkeypatch.setattr(io, "MAX_LINE_BYTES", 100)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"a": 1}\n' + b"x" * 500 + b"\n")
+    with pytest.raises(InputError, match=r"in\.jsonl:2: a line longer than"):
+        list(json_lines(path))
+
+
+def test_run_files_and_json_files_name_a_bad_byte_and_a_non_object(tmp_path):
+    run = tmp_path / "c.jsonl"
+    run.write_bytes(json.dumps(cand(0).model_dump(mode="json")).encode() + b"\n\xff\xfe\n")
+    with pytest.raises(InputError, match=r"c\.jsonl:2: not valid UTF-8"):
+        read_jsonl(run, Candidate)
+    (tmp_path / "manifest.json").write_text("[1, 2]\n", encoding="utf-8")
+    with pytest.raises(InputError, match="manifest.json: must be a JSON object"):
+        read_manifest(tmp_path)
+    (tmp_path / "m.jsonl").write_bytes(b'{"step": 1}\n\xff\n')
+    with pytest.raises(InputError, match=r"m\.jsonl:2: not valid UTF-8"):
+        read_metrics(tmp_path / "m.jsonl")
+    (tmp_path / "m.jsonl").write_text('{"step": 1}\n{"loss": 2}\n{"step": 2, "lo', encoding="utf-8")
+    assert read_metrics(tmp_path / "m.jsonl") == [{"step": 1}]  # a row without a step, a line cut by a kill

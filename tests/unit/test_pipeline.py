@@ -152,12 +152,13 @@ def test_edited_prompts_make_the_trained_model_stale(tmp_path, calls):
 
 
 def test_a_prompts_folder_counts_by_its_files(tmp_path, calls):
+    import datasets
+
     folder = tmp_path / "prompts_ds"
-    folder.mkdir()
-    (folder / "data.arrow").write_bytes(b"rows v1")
+    datasets.Dataset.from_list([{"prompt": "How do I rotate an API key?"}]).save_to_disk(str(folder))
     run = {"prompts": str(folder), "train": False}
     pipeline.run_all(cfg(tmp_path, run=run), None, [])
-    (folder / "data.arrow").write_bytes(b"rows v2")
+    datasets.Dataset.from_list([{"prompt": "How do I revoke an API key?"}]).save_to_disk(str(folder))
     calls.clear()
     pipeline.run_all(cfg(tmp_path, run=run), None, [])
     assert calls == ["synth", "report"]
@@ -204,3 +205,17 @@ def test_new_starting_weights_for_training_rerun_train_and_after_not_synth(tmp_p
     with pytest.raises(ConfigError, match="trained under another configuration"):
         pipeline.run_all(cfg(tmp_path, train={"model": start}), None, [])
     assert calls == []
+
+
+def test_a_bad_user_file_stops_the_run_before_the_folder_is_made(tmp_path, calls):
+    from rlaif.errors import InputError
+
+    suite = tmp_path / "mine.jsonl"
+    suite.write_bytes(b'{"prompt": "caf\xe9", "category": "harmful"}\n')
+    with pytest.raises(InputError, match=r"mine\.jsonl:1: not valid UTF-8"):
+        pipeline.run_all(cfg(tmp_path, eval={"suites": [str(suite)]}), None, [])
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("gates: [{metric: win_rate}]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"gates\.yaml:1: field 'gates.0'"):
+        pipeline.run_all(cfg(tmp_path, eval={"gates": str(gates)}), None, [])
+    assert calls == [] and not (tmp_path / "run").exists()

@@ -23,6 +23,14 @@ from rlaif.errors import ModelError
 CAPABILITIES = {"prefill": True, "logprobs": True, "structured": "prompt"}
 
 
+def chat_ids(tokenizer, chat: list[dict], prefill: str = "") -> list[int]:
+    """Token ids of a chat as the model reads it before answering. The template is rendered to
+    text once and tokenised without adding special tokens, so BOS/EOS appear exactly as the
+    template writes them, never twice."""
+    text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    return tokenizer(text + prefill, add_special_tokens=False)["input_ids"]
+
+
 class _SeededSampler:
     """A logits processor that picks each row's next token with that row's own random stream.
 
@@ -88,10 +96,7 @@ class LocalBackend:
 
     # ------------------------------------------------------------------ helpers
     def _context_ids(self, chat: list[dict], prefill: str) -> list[int]:
-        # The template is rendered to text once and tokenised without adding special tokens,
-        # so BOS/EOS appear exactly as the template writes them, never twice.
-        text = self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text + prefill, add_special_tokens=False)["input_ids"]
+        return chat_ids(self.tokenizer, chat, prefill)
 
     def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         width = max(len(s) for s in seqs)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rlaif.config import DEFAULT_MAX_PROMPT_CHARS
 from rlaif.errors import InputError
 from rlaif.io import json_lines
 from rlaif.train.provenance import METHOD, parse_pair, prompt_key, trained_on
@@ -51,6 +52,8 @@ def load_held_out(spec: str | None, explicit: bool, train: dict | None) -> HeldO
                                f"the current folder): {SKIPPED}; pass --dataset")])
     source, rows, why_none = candidate_rows(Path(spec))
     held = HeldOut(source=source, candidates=len(rows))
+    if not rows and explicit and source is not None:  # the user named these pairs: an empty file is a mistake
+        raise InputError(f"{source}: no preference pairs in the --dataset file", hint=f"give {FORMS}")
     if not rows:
         held.notes.append(f"{SKIPPED}: {why_none}")
         return held
@@ -92,7 +95,15 @@ def _test_file(test: Path, missing: str) -> tuple[str | None, list[Pair], str]:
 
 
 def _jsonl_pairs(path: Path) -> list[Pair]:
-    return [parse_pair(str(path), line, row) for line, row in json_lines(path)]
+    rows = []
+    for line, row in json_lines(path):
+        pair = parse_pair(str(path), line, row)
+        # scored by both models: a row beyond the prompt limit would allocate without bound
+        if sum(len(m["content"]) for m in pair[0]) + len(pair[1]) + len(pair[2]) > DEFAULT_MAX_PROMPT_CHARS:
+            raise InputError.at(path, line, "prompt", f"longer than {DEFAULT_MAX_PROMPT_CHARS:,} characters "
+                                                      "with its answers")
+        rows.append(pair)
+    return rows
 
 
 def _saved_dataset(path: Path) -> tuple[str | None, list[Pair], str]:

@@ -114,15 +114,19 @@ def accuracy(detector: RefusalDetector, rows: list[dict]) -> dict:
 
 
 def _read_rows(path: Path) -> list[dict]:
+    from rlaif.config import DEFAULT_MAX_PROMPT_CHARS
     from rlaif.io import json_lines
 
     rows = []
-    for line_no, row in json_lines(path):
+    for line_no, row in json_lines(path, "responses file"):
         if not isinstance(row, dict):
             raise InputError.at(path, line_no, None, "each line must be a JSON object")
         for key in ("prompt", "response"):
             if not isinstance(row.get(key), str):
                 raise InputError.at(path, line_no, key, "missing" if key not in row else "must be a string")
+            if len(row[key]) > DEFAULT_MAX_PROMPT_CHARS:  # not an answer: the n-gram features would take minutes
+                raise InputError.at(path, line_no, key, f"{len(row[key]):,} characters, over the limit of "
+                                                        f"{DEFAULT_MAX_PROMPT_CHARS:,}")
         rows.append(row)
     return rows
 
@@ -132,9 +136,11 @@ def label_file(in_path: Path, out_path: Path) -> dict:
     ``refusal_label`` and ``refusal_score``; other fields are kept. Written atomically."""
     from rlaif.io import atomic_write_jsonl
 
-    if not in_path.exists():
-        raise InputError(f"{in_path}: file not found")
     rows = _read_rows(in_path)
+    if not rows:
+        raise InputError(f"{in_path}: no rows to label")
+    if out_path.is_dir():
+        raise InputError(f"{out_path}: is a folder; --out names the JSONL file to write")
     results = default_detector().predict([r["response"] for r in rows])
     out = [{**r, **res.fields()} for r, res in zip(rows, results)]
     atomic_write_jsonl(out_path, out)

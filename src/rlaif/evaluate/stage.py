@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
-from rlaif.config import EvalConfig, JudgeConfig, ModelSpec
-from rlaif.errors import ConfigError
+from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, EvalConfig, JudgeConfig, ModelSpec
+from rlaif.errors import ConfigError, InputError
 from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, gates_passed, load_gates
 from rlaif.evaluate.graders import (SAFE_GRADES, WIN_JUDGMENTS, eval_judge_config, grade_items,
                                     grade_safe_practice, judge_wins, win_tasks)
@@ -27,9 +27,11 @@ from rlaif.evaluate.metrics import all_metrics, win_score
 from rlaif.evaluate.refusal import default_detector
 from rlaif.evaluate.suites import Suite, keeps_correct_answer, load_suites, neutral_passages
 from rlaif.io import atomic_write_text, read_existing, read_manifest, run_chunked, update_manifest
+from rlaif.judge.constitution import load_constitution
 from rlaif.judge.stage import judge_identity
 from rlaif.progress import bar, console
 from rlaif.schemas import EvalResponse, Judgment, Prompt, SafeGrade, content_id
+from rlaif.synth.lengths import over_chars, over_tokens
 from rlaif.train.refguard import fingerprint
 
 RESPONSES = "responses.jsonl"
@@ -174,7 +176,6 @@ def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> lis
 def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: JudgeConfig, pool: BackendPool,
              dataset: str | None = None, gates_path: str | None = None) -> dict:
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     target = resolve_target(model, ref, dataset, cfg.beta)
     # every input is read before any model loads: bad data is refused before anything is generated
@@ -183,6 +184,8 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     gates = load_gates(gates_path) if gates_path else (load_gates(cfg.gates) if cfg.gates else DEFAULT_GATES)
     suites = load_suites(cfg.suites, cfg.limit)
     judge, judge_note = eval_judge_config(judge, pool)
+    _check_inputs(target, suites, cfg, judge)
+    out.mkdir(parents=True, exist_ok=True)
     opts = ModelSpec(batch_size=cfg.batch_size).options()
     backends = {"model": pool.get("local", target.model, **opts), "ref": pool.get("local", target.ref, **opts)}
     fps = {k: fingerprint(b.lm) for k, b in backends.items()}
@@ -235,6 +238,22 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     atomic_write_text(out / EVAL_JSON, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     update_manifest(out, "eval", {k: v for k, v in result.items() if k not in ("responses",)})
     return result
+
+
+def _check_inputs(target: Target, suites: list[Suite], cfg: EvalConfig, judge: JudgeConfig) -> None:
+    """The judge's constitution is read, and every probe is checked to fit both models, before a
+    model loads or anything is written (the held-out pairs and neutral text are read just before).
+    A probe is never skipped: the suite would silently measure something else."""
+    load_constitution(judge.constitution)
+    probes = [p for s in suites for p in s.probes]
+    chats = lambda p: [p.chat()]  # noqa: E731
+    specs = [ModelSpec(model=target.model), ModelSpec(model=target.ref)]
+    long = over_chars(probes, chats, DEFAULT_MAX_PROMPT_CHARS, "the probe limit") or over_tokens(
+        probes, chats, specs, cfg.max_new_tokens)
+    if long:
+        raise InputError(f"{long[0].prompt.source}: probe too long: {long[0].reason}"
+                         + (f" (and {len(long) - 1} more)" if len(long) > 1 else ""),
+                         hint="shorten the probe or lower eval.max_new_tokens")
 
 
 def _identity_notes(target: Target, fps: dict[str, str]) -> list[str]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from rlaif.config import DEFAULT_MAX_PROMPT_CHARS
 from rlaif.errors import InputError
 from rlaif.io import json_lines
 from rlaif.schemas import Prompt
@@ -68,7 +69,7 @@ def _check_rows(path: Path) -> str:
     """Validate the scoring fields and the ids line by line; returns the suite's kind."""
     kind = None
     ids: dict[str, int] = {}
-    for line_no, row in json_lines(path):
+    for line_no, row in json_lines(path, "suite file"):
         if not isinstance(row, dict):
             raise InputError.at(path, line_no, None, "each line must be a JSON object")
         _check_id(path, line_no, row.get("id"), ids)
@@ -112,6 +113,9 @@ def load_suite(spec: str, limit: int | None = None) -> Suite:
     path = resolve(spec)
     kind = _check_rows(path)
     probes, _ = load_prompts(str(path), limit)
+    # a probe is known by the suite's own id (unique in the suite, checked above): answers, grades
+    # and reports name it; a row without one is known by its content
+    probes = [p.model_copy(update={"id": str(p.meta.get("user_id", p.id))}) for p in probes]
     name = path.stem.replace("-", "_")
     return Suite(name=name, kind=kind, path=path, probes=probes)
 
@@ -139,9 +143,12 @@ def neutral_passages(spec: str) -> list[str]:
     """Plain-text passages (``text`` field) for perplexity."""
     path = resolve(spec, "neutral text")
     texts = []
-    for line_no, row in json_lines(path):
+    for line_no, row in json_lines(path, "neutral text file"):
         if not isinstance(row, dict) or not isinstance(row.get("text"), str) or not row["text"].strip():
             raise InputError.at(path, line_no, "text", "must be a non-empty string")
+        if len(row["text"]) > DEFAULT_MAX_PROMPT_CHARS:  # scored in one piece: a corpus is not a passage
+            raise InputError.at(path, line_no, "text", f"{len(row['text']):,} characters, over the limit "
+                                                       f"of {DEFAULT_MAX_PROMPT_CHARS:,}")
         texts.append(row["text"])
     if not texts:
         raise InputError(f"{path}: no passages found")

@@ -14,10 +14,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from rlaif.errors import InputError
-from rlaif.io import CANDIDATES, JUDGMENTS, atomic_write_text, current_rows, read_existing, read_jsonl, read_plan
+from rlaif.io import (CANDIDATES, JUDGMENTS, atomic_write_text, current_rows, json_lines, read_existing, read_plan)
 from rlaif.schemas import Candidate, Judgment
 
 AUDIT = "audit.json"
@@ -86,8 +86,23 @@ def _rate(flags: list[bool]) -> float | None:
     return round(sum(flags) / len(flags), 4) if flags else None
 
 
+def read_gold(path: Path) -> list[GoldRow]:
+    """The user's labelled pairs; a bad line is an InputError naming it (and its field)."""
+    gold = []
+    for line, row in json_lines(path, "gold file"):
+        try:
+            gold.append(GoldRow.model_validate(row))
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = ".".join(str(x) for x in err.get("loc", ())) or None
+            raise InputError.at(path, line, field, err.get("msg", "invalid value")) from None
+    if not gold:
+        raise InputError(f"{path}: no labelled pairs in the gold file")
+    return gold
+
+
 def gold_agreement(judgments: list[Judgment], gold_path: Path) -> dict:
-    gold = read_jsonl(gold_path, GoldRow)
+    gold = read_gold(gold_path)
     by_id = {j.id: j for j in judgments}
     by_pair = {(j.a_id, j.b_id): j for j in judgments}
     ours, theirs, missing = [], [], 0
@@ -146,8 +161,6 @@ def run_audit(run_dir: Path, gold: Path | None = None, judge_cfg=None, sample: i
     cands = {c.id: c for c in read_existing(run_dir / CANDIDATES, Candidate)}
     report = {"bias": {**judge_bias(judgments, cands), "stale_judgments_ignored": stale}}
     if gold is not None:
-        if not Path(gold).exists():
-            raise InputError(f"{gold}: gold file not found")
         report["gold"] = gold_agreement(judgments, Path(gold))
     if judge_cfg is not None:
         report["second_judge"] = second_judge(run_dir, judgments, judge_cfg, sample, seed, pool)

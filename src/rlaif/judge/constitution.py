@@ -12,9 +12,9 @@ import random
 from importlib import resources
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rlaif.config import read_yaml, yaml_line
 from rlaif.errors import ConfigError
 
 
@@ -58,17 +58,16 @@ def load_constitution(spec: str) -> Constitution:
         if not path.exists():
             raise ConfigError(f"constitution '{spec}' is neither a file nor a shipped name",
                               hint="shipped: default; or give a path to a YAML file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(f"{path}:{mark.line + 1 if mark else 1}: not valid YAML") from None
+    data, root = read_yaml(path, "constitution")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: a constitution must be a mapping (name, principles, ...)")
     try:
         return Constitution.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(x) for x in err["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: field '{field}': {err['msg']}") from None
+        line = yaml_line(root, tuple(err["loc"]))
+        raise ConfigError(f"{path}{f':{line}' if line else ''}: field '{field}': {err['msg']}") from None
 
 
 def pick_principle(constitution: Constitution, mode: str, key: str, seed: int) -> str:

@@ -315,7 +315,8 @@ def _example(r: dict, sid: str) -> Html:
     verdict = (f"judge: {VERDICT_WORDS.get(win.get('verdict'), win.get('verdict'))}"
                + (f" (p model {fmt(win.get('p_model'))})" if win.get("p_model") is not None else "")
                + (f": {win.get('reason')}" if win.get("reason") else ""))
-    return Html(f'<div class="example" id="{esc(sid)}"><div class="muted">probe {esc(r.get("probe_id"))}</div>'
+    probe = meta.get("user_id") or r.get("probe_id")  # the suite's own id reads better than a hash
+    return Html(f'<div class="example" id="{esc(sid)}"><div class="muted">probe {esc(probe)}</div>'
                 f'<div class="prompt">{prompt}</div>'
                 + (f'<div class="muted">{esc(facts)}</div>' if facts else "")
                 + f'<div class="pair">{_answer("ref", r.get("ref") or {})}'

@@ -40,7 +40,9 @@ def _pair(j: Judgment, prompt: Prompt, a: Candidate, b: Candidate) -> Preference
               # differently per backend, it would not make one parquet column
               "judge": j.judge.model_dump(exclude={"identity"}), "chosen_persona": chosen.generator.persona,
               "rejected_persona": rejected.generator.persona,
-              "truncated": "length" in (chosen.finish_reason, rejected.finish_reason)})
+              "truncated": "length" in (chosen.finish_reason, rejected.finish_reason),
+              # the prompt's own id in the user's file (the prompt_id is its content hash)
+              **({"user_id": prompt.meta["user_id"]} if "user_id" in prompt.meta else {})})
 
 
 def _confidence(j: Judgment) -> float:

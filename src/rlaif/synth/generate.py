@@ -13,9 +13,11 @@ from pathlib import Path
 
 from rlaif.backends import BackendPool, GenRequest, SamplingParams
 from rlaif.config import BudgetConfig, GenerateConfig, ModelSpec
+from rlaif.errors import InputError
 from rlaif.io import (CANDIDATES, PROMPTS, atomic_write_jsonl, current_rows, read_existing, read_manifest,
                       run_chunked, update_manifest, write_plan)
 from rlaif.schemas import Candidate, FailedRow, Generator, Prompt, content_id
+from rlaif.synth.lengths import over_chars, over_tokens
 from rlaif.usage import StageSpend
 
 
@@ -72,6 +74,33 @@ def plan_slots(prompts: list[Prompt], cfg: GenerateConfig, identities: dict[str,
                                         sum(len(m.content) for m in s.prompt.messages), s.id))
 
 
+def _chats(prompt: Prompt, cfg: GenerateConfig) -> list[list[dict]]:
+    """Every chat the prompt is sent as: one per persona, or the prompt itself."""
+    systems = list(cfg.personas.values()) if cfg.strategy == "personas" else [None]
+    return [_with_persona(prompt.chat(), system) for system in systems]
+
+
+def fitting_prompts(prompts: list[Prompt], cfg: GenerateConfig, tokens: bool = True
+                    ) -> tuple[list[Prompt], list[dict]]:
+    """The prompts short enough for the generators, and the skipped ones with their reasons;
+    with ``too_long: error`` a prompt that does not fit is an InputError naming its file and line."""
+    chats = lambda p: _chats(p, cfg)  # noqa: E731
+    long = over_chars(prompts, chats, cfg.max_prompt_chars, "generate.max_prompt_chars")
+    if tokens and not (long and cfg.too_long == "error"):
+        seen = {t.prompt.id for t in long}
+        specs = cfg.models if cfg.strategy == "models" else [cfg.policy]
+        long += over_tokens([p for p in prompts if p.id not in seen], chats, specs, cfg.max_new_tokens)
+    if long and cfg.too_long == "error":
+        more = f" (and {len(long) - 1} more)" if len(long) > 1 else ""
+        raise InputError(f"{long[0].prompt.source}: prompt too long: {long[0].reason}{more}",
+                         hint="shorten it, or set generate.too_long=skip to leave such prompts out")
+    skipped = {t.prompt.id for t in long}
+    kept = [p for p in prompts if p.id not in skipped]
+    if prompts and not kept:
+        raise InputError(f"every prompt is too long ({long[0].prompt.source}: {long[0].reason})")
+    return kept, [t.row() for t in long]
+
+
 def _params(cfg: GenerateConfig, seed: int) -> SamplingParams:
     return SamplingParams(cfg.temperature, cfg.top_p, cfg.max_new_tokens, seed)
 
@@ -80,6 +109,7 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
                  chunk_size: int = 16, budget: BudgetConfig | None = None) -> dict:
     """Write prompts.jsonl and append the missing candidates to candidates.jsonl."""
     run_dir = Path(run_dir)
+    prompts, too_long = fitting_prompts(prompts, cfg)  # before any model loads or anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_jsonl(run_dir / PROMPTS, prompts)
     identities = generator_identities(cfg, pool)
@@ -124,6 +154,7 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
         "empty": sum(not c.text.strip() for c in rows),
         "per_persona": dict(Counter(c.generator.persona or c.generator.model for c in rows)),
         "completion_tokens": sum(c.usage.get("completion_tokens", 0) for c in rows),
+        "too_long": {"policy": cfg.too_long, "skipped": len(too_long), "prompts": too_long},
         "seconds": round(time.perf_counter() - t0, 2),
         "usage": spend.usage(),
         "this_run": spend.this_run(),

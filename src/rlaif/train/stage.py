@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 
 from rlaif.config import TrainConfig
-from rlaif.errors import InputError, RlaifError
+from rlaif.errors import InputError, RlaifError, first_line
 from rlaif.io import atomic_write_text, read_metrics, update_manifest
 from rlaif.progress import console
 from rlaif.train.health import MetricsLogger, length_warning, plot_curves, warnings_for
 from rlaif.train.provenance import trained_on
+from rlaif.train.pairs import dataset_rows, jsonl_pairs, read_pairs
 from rlaif.train.refguard import (ReferenceMismatch, describe_difference, fingerprint, sequence_logps,
                                   template_problems)
 
@@ -30,7 +31,8 @@ METRICS = "metrics.jsonl"
 
 
 def load_pairs(spec: str):
-    """(train, eval or None) from a run folder (dataset/), a JSONL file, or a datasets folder."""
+    """(train, eval or None) from a run folder (dataset/), a JSONL file, or a datasets folder. Every
+    row is checked (train/pairs.py) before any model loads; only the columns DPO reads are kept."""
     import datasets
 
     p = Path(spec)
@@ -38,17 +40,27 @@ def load_pairs(spec: str):
         p = p / "dataset"
     if (p / "train.jsonl").exists():
         test = p / "test.jsonl"
-        train = datasets.load_dataset("json", data_files=str(p / "train.jsonl"), split="train")
-        ev = (datasets.load_dataset("json", data_files=str(test), split="train")
-              if test.exists() and test.stat().st_size else None)
+        train = datasets.Dataset.from_list(jsonl_pairs(p / "train.jsonl"))
+        ev = datasets.Dataset.from_list(jsonl_pairs(test)) if test.exists() and test.stat().st_size else None
         return train, ev
     if p.is_file():
-        return datasets.load_dataset("json", data_files=str(p), split="train"), None
+        return datasets.Dataset.from_list(jsonl_pairs(p)), None
     if p.is_dir():
-        ds = datasets.load_from_disk(str(p))
-        if isinstance(ds, datasets.DatasetDict):
-            return ds["train"], ds.get("test")
-        return ds, None
+        try:
+            ds = datasets.load_from_disk(str(p))
+        except (OSError, ValueError, KeyError, TypeError) as e:  # what datasets raises for a folder it cannot read
+            raise InputError(f"{spec}: not a run folder, a preference JSONL file or a datasets folder "
+                             f"({first_line(e)})") from None
+        if isinstance(ds, datasets.DatasetDict) and "train" not in ds:
+            raise InputError(f"{spec}: a DatasetDict needs a 'train' split (has {', '.join(ds) or 'none'})")
+        parts = (ds["train"], ds.get("test")) if isinstance(ds, datasets.DatasetDict) else (ds, None)
+        checked = []
+        for part in parts:
+            if part is not None:
+                _check_columns(part, spec)
+            checked.append(None if part is None else
+                           datasets.Dataset.from_list(read_pairs(dataset_rows(part), spec)))
+        return checked[0], checked[1]
     raise InputError(f"{spec}: no dataset here (a run folder, a JSONL file or a datasets folder)")
 
 
@@ -173,10 +185,10 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
     from trl import DPOTrainer
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    train_ds, eval_ds = load_pairs(pairs_spec)
+    train_ds, eval_ds = load_pairs(pairs_spec)  # the data is checked before anything is written
     _check_columns(train_ds, pairs_spec)
     record = trained_on(train_ds, pairs_spec)  # before training: a bad row must not cost a run
+    out.mkdir(parents=True, exist_ok=True)
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if torch.cuda.is_available() else torch.float32)
     policy, path = _load_model(cfg.model, dtype)
     tok = AutoTokenizer.from_pretrained(path)

@@ -216,4 +216,4 @@ def test_loader_accepts_suite(suites, stem):
     prompts, stats = load_prompts(str(PROBES_DIR / f"{stem}.jsonl"))
     assert stats.kept == len(suites[stem])
     assert {p.category for p in prompts} == {SUITES[stem][0]}
-    assert [p.id for p in prompts] == [r["id"] for r in suites[stem]]
+    assert [p.meta["user_id"] for p in prompts] == [r["id"] for r in suites[stem]]  # ids are content hashes

@@ -100,6 +100,9 @@ def _eval(tmp_path, monkeypatch, suites=("harmful",), model="m", ref="r", datase
     from rlaif.config import EvalConfig, JudgeConfig
 
     monkeypatch.setattr(stage, "fingerprint", lambda lm: f"fp-{lm}")  # the fakes have no tensors
+    # the fake models have no tokenizer to count probe tokens with: every probe fits (the check
+    # itself is tested with a real tiny tokenizer below)
+    monkeypatch.setattr(stage, "over_tokens", lambda *args, **kwargs: [])
     cfg = EvalConfig(suites=list(suites), limit=2, neutral_text=neutral_text)
     return stage.run_eval(model, ref, tmp_path / "eval", cfg, JudgeConfig(), pool or FakePool(), dataset=dataset)
 
@@ -218,6 +221,8 @@ def test_a_datasets_folder_is_scored_on_its_test_split(tmp_path, monkeypatch):
     (lambda d: _jsonl(d / "test.jsonl", [{"prompt": "q", "chosen": [{"role": "assistant"}], "rejected": "x"}]),
      "test.jsonl:1: field 'chosen\\[0\\]'"),
 ])
+
+
 def test_bad_held_out_data_is_refused_before_any_model_loads(tmp_path, monkeypatch, make, message):
     """Issue 13 item 3: each form of --dataset works or is refused, before anything is loaded."""
     from rlaif.errors import InputError
@@ -245,3 +250,21 @@ def test_standard_format_held_out_rows_are_scored(tmp_path, monkeypatch):
     ev = _eval(tmp_path, monkeypatch, dataset=str(data))
     assert ev["metrics"]["preference_accuracy"]["model"]["n"] == 1
     assert any("taken as given" in n for n in ev["notes"])  # a plain model: nothing to check against
+
+
+def test_a_probe_too_long_for_the_models_stops_eval_before_a_model_loads(tmp_path, tiny_tokenizer_dir):
+    """The tiny tokenizer's model states a 32-token context: a probe of 30 words cannot leave room
+    for an answer. The pool is None: reaching for a model would fail differently."""
+    import json
+
+    from rlaif.config import EvalConfig, JudgeConfig
+    from rlaif.errors import InputError
+    from rlaif.evaluate.stage import run_eval
+
+    suite = tmp_path / "mine.jsonl"
+    suite.write_text(json.dumps({"prompt": "word word", "category": "harmful"}) + "\n"
+                     + json.dumps({"prompt": " ".join(["word"] * 30), "category": "harmful"}) + "\n")
+    cfg = EvalConfig(suites=[str(suite)], max_new_tokens=8)
+    with pytest.raises(InputError, match=r"mine\.jsonl:2: probe too long: 34 tokens once templated"):
+        run_eval(str(tiny_tokenizer_dir), str(tiny_tokenizer_dir), tmp_path / "out", cfg, JudgeConfig(), None)
+    assert not (tmp_path / "out").exists()

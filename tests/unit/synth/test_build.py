@@ -439,3 +439,14 @@ def test_a_category_that_only_tied_is_named_in_the_shortfall(tmp_path):
     assert "helpful:" not in msg and "accept_shortfall" in msg  # only part of the verdicts tied: the hint stays
     summary = run_build(tmp_path, BuildConfig(max_pair_tokens=None, accept_shortfall=True))
     assert [w.split(":")[0] for w in summary["warnings"]] == ["safety"]
+
+
+def test_the_users_own_prompt_id_reaches_the_dataset_rows(run_dir):
+    prompts = read_jsonl(run_dir / "prompts.jsonl", Prompt)
+    prompts[0] = prompts[0].model_copy(update={"meta": {"user_id": "ticket-17"}})
+    atomic_write_jsonl(run_dir / "prompts.jsonl", prompts)
+    run_build(run_dir, CFG)
+    rows = read_jsonl(run_dir / "dataset" / "train.jsonl", PreferencePair)
+    by_prompt = {r.meta["prompt_id"]: r.meta for r in rows}
+    assert by_prompt["p1"]["user_id"] == "ticket-17"
+    assert "user_id" not in by_prompt["p2"]  # a prompt without one gets none

@@ -95,11 +95,64 @@ def test_split_is_grouped_stratified_and_complete(rows, fraction, seed):
 def test_dedup_collapses_exact_and_near_duplicate_prompts():
     pairs = [pair(0, "p1", "helpful", "How do I reverse a list in Python?"),
              pair(1, "p1", "helpful", "How do I reverse a list in Python?"),
-             pair(2, "p2", "helpful", "how do I reverse a list in python"),  # exact after normalising
-             pair(3, "p3", "helpful", "How do I reverse a list in Python please?"),  # near duplicate
+             pair(2, "p2", "helpful", " How do I  reverse a list\tin Python?"),  # exact: whitespace only
+             pair(3, "p3", "helpful", "How do I reverse a list in Python please?"),  # near: 0.76 similar
+             pair(5, "p5", "helpful", "how do I reverse a list in python"),  # case counts: 0.64, kept
              pair(4, "p4", "safety", "Write a phishing email for a bank.")]
     kept, exact, near = dedup_prompts(pairs, 0.7)
-    assert sorted({p.meta["prompt_id"] for p in kept}) == ["p1", "p4"]
-    assert (exact, near, len(kept)) == (1, 1, 3)
+    assert sorted({p.meta["prompt_id"] for p in kept}) == ["p1", "p4", "p5"]
+    assert (exact, near, len(kept)) == (1, 1, 4)
     kept, exact, near = dedup_prompts(pairs, None)
-    assert (exact, near) == (1, 0) and {p.meta["prompt_id"] for p in kept} == {"p1", "p3", "p4"}
+    assert (exact, near) == (1, 0) and {p.meta["prompt_id"] for p in kept} == {"p1", "p3", "p4", "p5"}
+
+
+def test_the_issues_prompts_are_not_exact_duplicates():
+    texts = ["git branch -d", "git branch -D", "rm -rf /", "rm -rf ./"]
+    pairs = [pair(i, f"p{i}", "safety", t) for i, t in enumerate(texts)]
+    kept, exact, near = dedup_prompts(pairs, None)
+    assert (exact, near, len(kept)) == (0, 0, 4)
+    # the near step is separate and counted as such: written as questions they stay apart at the
+    # default threshold; the bare two-word commands differ in one trailing character (0.8 similar)
+    questions = [pair(i, f"q{i}", "safety", f"What does `{t}` do?") for i, t in enumerate(texts)]
+    kept, exact, near = dedup_prompts(questions, 0.8)
+    assert (exact, near, len(kept)) == (0, 0, 4)
+    kept, exact, near = dedup_prompts(pairs[:2], 0.8)
+    assert (exact, near, len(kept)) == (0, 1, 1)
+
+
+def test_system_turns_count_for_exact_duplicates():
+    a = pair(0, "p0", "helpful", "Name a prime.")
+    b = pair(1, "p1", "helpful", "Name a prime.").model_copy(update={"prompt": [
+        Message(role="system", content="Answer in French."), Message(role="user", content="Name a prime.")]})
+    kept, exact, _ = dedup_prompts([a, b], None)
+    assert exact == 0 and len(kept) == 2
+
+
+_text = st.text(alphabet="ab -/.D\t", min_size=1, max_size=14).filter(str.strip)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_text, min_size=1, max_size=15))
+def test_exact_dedup_never_merges_prompts_whose_normalised_text_differs(texts):
+    pairs = [pair(i, f"p{i:03d}", "helpful", t) for i, t in enumerate(texts)]
+    kept, exact, near = dedup_prompts(pairs, None)
+    norm = lambda t: " ".join(t.split())  # noqa: E731
+    kept_texts = [norm(p.prompt[0].content) for p in kept]
+    assert sorted(kept_texts) == sorted({norm(t) for t in texts})  # one per distinct text, none lost
+    assert exact == len(texts) - len(kept) and near == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(alphabet="abc ", min_size=3, max_size=24).filter(str.strip), min_size=2, max_size=12),
+       st.sampled_from([0.5, 0.7, 0.8, 0.9]))
+def test_near_dedup_only_drops_a_prompt_as_similar_as_the_threshold_to_one_kept(texts, threshold):
+    from rlaif.synth.dataset import jaccard, shingles
+
+    pairs = [pair(i, f"p{i:03d}", "helpful", t) for i, t in enumerate(texts)]
+    kept, _, near = dedup_prompts(pairs, threshold)
+    kept_ids = {p.meta["prompt_id"] for p in kept}
+    exact_ids = {p.meta["prompt_id"] for p in dedup_prompts(pairs, None)[0]}
+    grams = {p.meta["prompt_id"]: shingles(" ".join(p.prompt[0].content.split())) for p in pairs}
+    for pid in exact_ids - kept_ids:
+        assert any(jaccard(grams[pid], grams[k]) >= threshold for k in kept_ids), pid
+    assert near == len(exact_ids - kept_ids)

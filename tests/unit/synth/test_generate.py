@@ -101,6 +101,8 @@ def test_models_strategy_one_slot_per_model():
 
 
 # ----------------------------------------------------------------------------- generator identity
+
+
 def _ids(cfg: GenerateConfig) -> set[str]:
     with BackendPool() as pool:  # a fresh pool each time, as a new run would have
         return {s.id for s in plan_slots(prompts(), cfg, generator_identities(cfg, pool))}
@@ -183,10 +185,95 @@ class EchoPool(NamePool):
         return EchoBackend()
 
 
-def test_every_candidate_records_its_generator_identity(tmp_path):
+def test_every_candidate_records_its_generator_identity(tmp_path, monkeypatch):
+    import rlaif.synth.generate as generate
+
+    # 'my-policy' is a fake with no tokenizer to count prompt tokens with: every prompt fits
+    monkeypatch.setattr(generate, "over_tokens", lambda *args, **kwargs: [])
     cfg = GenerateConfig(policy=ModelSpec(model="my-policy"))
     run_generate(tmp_path, prompts(2), cfg, EchoPool())
     rows = read_jsonl(tmp_path / "candidates.jsonl", Candidate)
     assert len(rows) == 4
     assert {r.generator.model for r in rows} == {"my-policy"}
     assert all(r.generator.identity == {"backend": "local", "fake": "my-policy", "base_urls": []} for r in rows)
+
+
+# ----------------------------------------------------------------------------- prompts too long
+
+
+class OkPool:
+    """Labelled fake pool: every generator answers "ok" at once; no model is loaded."""
+
+    def __init__(self):
+        from rlaif.usage import UsageMeter
+
+        self.meter = UsageMeter()
+        self.requests = []
+
+    def get(self, *args, **kwargs):
+        pool = self
+
+        class Echo:
+            def describe(self):
+                return {"model": "echo"}
+
+            def generate(self, requests):
+                from rlaif.backends.base import Completion
+
+                pool.requests += list(requests)
+                return [Completion("ok", "stop", 1, 1) for _ in requests]
+
+        return Echo()
+
+    def identity(self, kind, model, **options):
+        return {"backend": kind, "fingerprint": f"fake-{model}"}  # made-up: no weights to hash
+
+
+def _prompts(*texts: str) -> list[Prompt]:
+    return [Prompt(id=Prompt.make_id([{"role": "user", "content": t}]), messages=[Message(role="user", content=t)],
+                   source=f"p.jsonl:{i + 1}") for i, t in enumerate(texts)]
+
+
+def test_a_prompt_over_the_character_limit_stops_generate_before_anything_is_written(tmp_path):
+    import pytest
+
+    from rlaif.errors import InputError
+    from rlaif.synth.generate import run_generate
+
+    pool = OkPool()
+    cfg = GenerateConfig(max_prompt_chars=1000)
+    with pytest.raises(InputError, match=r"p\.jsonl:2: prompt too long: 5,000,\d{3} characters") as err:
+        run_generate(tmp_path / "run", _prompts("short", "x" * 5_000_000), cfg, pool)
+    assert "generate.too_long=skip" in str(err.value)
+    assert not (tmp_path / "run").exists() and pool.requests == []
+
+
+def test_too_long_skip_leaves_the_prompt_out_and_counts_it_with_its_reason(tmp_path, tiny_tokenizer_dir):
+    from rlaif.io import read_jsonl, read_manifest
+    from rlaif.synth.generate import run_generate
+
+    pool = OkPool()
+    local = ModelSpec(model=str(tiny_tokenizer_dir))  # the tiny tokenizer: a 32-token context
+    cfg = GenerateConfig(policy=local, max_new_tokens=8, too_long="skip", max_prompt_chars=200,
+                         personas={"a": "Be brief .", "b": "word"})
+    prompts = _prompts("word word", "x" * 201, " ".join(["word"] * 22))  # fine, chars, tokens (with persona a)
+    summary = run_generate(tmp_path, prompts, cfg, pool)
+    assert summary["too_long"]["skipped"] == 2
+    reasons = {r["source"]: r["reason"] for r in summary["too_long"]["prompts"]}
+    assert "211 characters" in reasons["p.jsonl:2"] and "tokens once templated" in reasons["p.jsonl:3"]
+    assert [p.id for p in read_jsonl(tmp_path / "prompts.jsonl", Prompt)] == [prompts[0].id]
+    assert summary["candidates"] == 2 and len(pool.requests) == 2
+    assert read_manifest(tmp_path)["stages"]["generate"]["too_long"]["skipped"] == 2
+
+
+def test_too_long_error_names_the_prompt_the_tokenizer_finds_too_long(tmp_path, tiny_tokenizer_dir):
+    import pytest
+
+    from rlaif.errors import InputError
+    from rlaif.synth.generate import run_generate
+
+    cfg = GenerateConfig(policy=ModelSpec(model=str(tiny_tokenizer_dir)), max_new_tokens=8,
+                         personas={"a": "Be brief .", "b": "word"})
+    with pytest.raises(InputError, match=r"p\.jsonl:2: prompt too long: \d+ tokens once templated"):
+        run_generate(tmp_path / "run", _prompts("word", " ".join(["word"] * 40)), cfg, OkPool())
+    assert not (tmp_path / "run").exists()

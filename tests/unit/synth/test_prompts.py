@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rlaif.errors import InputError
 from rlaif.schemas import Prompt
@@ -53,9 +55,9 @@ def test_jsonl_messages_rows_and_explicit_id(tmp_path):
     src = write_jsonl(tmp_path / "m.jsonl", [{"id": "row-1", "messages": msgs, "meta": {"k": 1}}])
     prompts, _ = load_prompts(str(src))
     assert len(prompts) == 1
-    assert prompts[0].id == "row-1"
+    assert prompts[0].id == Prompt.make_id(msgs)  # the content's hash; the user's id is metadata
     assert prompts[0].chat() == msgs
-    assert prompts[0].meta == {"k": 1}
+    assert prompts[0].meta == {"k": 1, "user_id": "row-1"}
 
 
 def test_ids_are_stable_across_loads(tmp_path):
@@ -66,23 +68,24 @@ def test_ids_are_stable_across_loads(tmp_path):
     assert first[0].id != first[1].id
 
 
-def test_duplicates_up_to_case_and_whitespace_are_collapsed(tmp_path):
+def test_duplicates_up_to_whitespace_are_collapsed_but_case_counts(tmp_path):
     src = write_jsonl(tmp_path / "d.jsonl", [
         {"prompt": "Hello  world"},
+        {"prompt": "Hello world"},
+        {"prompt": "  Hello\tworld\n"},
         {"prompt": "hello world"},
-        {"prompt": "  HELLO\tWORLD "},
         {"prompt": "something else"},
     ])
     prompts, stats = load_prompts(str(src))
-    assert [p.chat()[0]["content"] for p in prompts] == ["Hello  world", "something else"]
-    assert stats.read == 4
+    assert [p.chat()[0]["content"] for p in prompts] == ["Hello  world", "hello world", "something else"]
+    assert stats.read == 5
     assert stats.duplicates == 2
-    assert stats.kept == 2
+    assert stats.kept == 3
 
 
 def test_limit_keeps_first_distinct(tmp_path):
     src = write_jsonl(tmp_path / "l.jsonl",
-                      [{"prompt": "a"}, {"prompt": "A"}, {"prompt": "b"}, {"prompt": "c"}, {"prompt": "d"}])
+                      [{"prompt": "a"}, {"prompt": " a "}, {"prompt": "b"}, {"prompt": "c"}, {"prompt": "d"}])
     prompts, stats = load_prompts(str(src), limit=2)
     assert [p.chat()[0]["content"] for p in prompts] == ["a", "b"]
     assert stats.kept == 2
@@ -235,7 +238,7 @@ def test_non_object_row(tmp_path):
 
 
 def test_same_id_same_prompt_is_a_duplicate_not_an_error(tmp_path):
-    src = write_jsonl(tmp_path / "p.jsonl", [{"id": "x", "prompt": "a"}, {"id": "x", "prompt": " A "}])
+    src = write_jsonl(tmp_path / "p.jsonl", [{"id": "x", "prompt": "a"}, {"id": "x", "prompt": " a "}])
     prompts, stats = load_prompts(str(src))
     assert len(prompts) == 1 and stats.duplicates == 1
 
@@ -252,3 +255,88 @@ def test_unhashable_role_is_an_input_error(tmp_path):
     with pytest.raises(InputError) as err:
         load_prompts(str(src))
     assert_where(err, src, 1, "messages[0].role")
+
+
+# ----------------------------------------------------------------------------- ids cover the content
+def test_editing_a_prompt_under_the_same_user_id_gives_it_a_new_id(tmp_path):
+    """The issue's case: the text changes, the user's id stays; the old answers must not be reused."""
+    from collections import defaultdict
+
+    from rlaif.config import GenerateConfig
+    from rlaif.synth.generate import plan_slots
+
+    before = write_jsonl(tmp_path / "v1.jsonl", [{"id": "q1", "prompt": "What is the capital of France?"}])
+    after = write_jsonl(tmp_path / "v2.jsonl", [{"id": "q1", "prompt": "How do I delete a production database?"}])
+    (old,), _ = load_prompts(str(before))
+    (new,), _ = load_prompts(str(after))
+    assert old.meta["user_id"] == new.meta["user_id"] == "q1"
+    assert old.id != new.id
+    same_model = {"fingerprint": "one-model"}  # a made-up identity: only the prompt changes here
+    ids = lambda p: {s.id for s in plan_slots([p], GenerateConfig(), defaultdict(lambda: same_model))}  # noqa: E731
+    assert ids(old).isdisjoint(ids(new))
+
+
+def test_one_user_id_on_two_different_prompts_names_both_lines(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", [{"id": "q1", "prompt": "first"}, {"prompt": "other"},
+                                             {"id": "q1", "prompt": "second"}])
+    with pytest.raises(InputError) as err:
+        load_prompts(str(src))
+    assert_where(err, src, 3, "'id'")
+    assert "'q1'" in str(err.value) and "line 1" in str(err.value)
+
+
+def test_integer_user_ids_are_kept_as_strings_and_other_types_refused(tmp_path):
+    prompts, _ = load_prompts(str(write_jsonl(tmp_path / "p.jsonl", [{"id": 7, "prompt": "a"}])))
+    assert prompts[0].meta["user_id"] == "7"
+    for bad in (True, 1.5, [1], {"x": 1}):
+        src = write_jsonl(tmp_path / "bad.jsonl", [{"id": bad, "prompt": "a"}])
+        with pytest.raises(InputError) as err:
+            load_prompts(str(src))
+        assert_where(err, src, 1, "'id'")
+
+
+def test_a_user_id_that_contradicts_meta_user_id_is_an_error(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", [{"id": "a", "prompt": "x", "meta": {"user_id": "b"}}])
+    with pytest.raises(InputError) as err:
+        load_prompts(str(src))
+    assert_where(err, src, 1, "'meta.user_id'")
+
+
+def test_the_same_prompt_under_two_categories_is_an_error(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Drop the users table", "category": "safety"},
+                                             {"prompt": "Drop  the users table", "category": "helpful"}])
+    with pytest.raises(InputError) as err:
+        load_prompts(str(src))
+    assert_where(err, src, 2, "'category'")
+    assert "line 1" in str(err.value)
+
+
+def test_the_category_is_not_part_of_the_id(tmp_path):
+    a, _ = load_prompts(str(write_jsonl(tmp_path / "a.jsonl", [{"prompt": "q", "category": "safety"}])))
+    b, _ = load_prompts(str(write_jsonl(tmp_path / "b.jsonl", [{"prompt": "q", "category": "helpful"}])))
+    assert a[0].id == b[0].id and a[0].category != b[0].category
+
+
+# ----------------------------------------------------------------------------- exact dedup: whitespace only
+ISSUE_PAIRS = ["git branch -d", "git branch -D", "rm -rf /", "rm -rf ./"]
+
+
+def test_the_issues_prompts_stay_four_prompts(tmp_path):
+    src = write_jsonl(tmp_path / "p.jsonl", [{"prompt": t} for t in ISSUE_PAIRS])
+    prompts, stats = load_prompts(str(src))
+    assert [p.chat()[0]["content"] for p in prompts] == ISSUE_PAIRS
+    assert stats.duplicates == 0 and len({p.id for p in prompts}) == 4
+
+
+_texts = st.lists(st.text(alphabet="aA-/. \t\n", min_size=1, max_size=8).filter(str.strip), min_size=1, max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_texts)
+def test_exact_dedup_merges_exactly_the_prompts_equal_up_to_whitespace(tmp_path_factory, texts):
+    src = write_jsonl(tmp_path_factory.mktemp("p") / "p.jsonl", [{"prompt": t} for t in texts])
+    prompts, stats = load_prompts(str(src))
+    kept = [" ".join(p.chat()[0]["content"].split()) for p in prompts]
+    assert len(kept) == len(set(kept))  # no two kept prompts are equal up to whitespace
+    assert set(kept) == {" ".join(t.split()) for t in texts}  # and none that differs was dropped
+    assert stats.duplicates == len(texts) - len(kept)

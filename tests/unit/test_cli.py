@@ -1,0 +1,178 @@
+"""Bad input never crashes: every command that reads a user's file, given each file of the malformed
+corpus (tests/malformed.py), through the real entry point ``rlaif.cli.main`` in this process.
+
+Each must exit non-zero with exactly one line on stderr, ``rlaif: error: ...``, naming the file
+(and its line where the problem has one), print no traceback, and leave nothing written: no
+output folder or file, and a run folder exactly as it was. The commands that would load a model
+(generate, synth, run, judge, train, eval) must fail on the input first, which is also what keeps
+this test fast: no model is loaded here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rlaif.cli import main
+from rlaif.io import atomic_write_jsonl
+from rlaif.schemas import Candidate, Generator, Prompt
+from tests.malformed import CSV, JSONL, YAML, Case, write
+
+EVAL = ["eval", "--model", "no-model", "--ref", "no-model", "--out", "{out}"]
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _run_folder(tmp_path: Path) -> Path:
+    """A run folder with a prompt, two candidates and no judgments yet (for judge and audit)."""
+    run = tmp_path / "run"
+    p = Prompt(id=Prompt.make_id([{"role": "user", "content": "q"}]), messages=[{"role": "user", "content": "q"}])
+    gen = Generator(backend="local", model="tiny")
+    atomic_write_jsonl(run / "prompts.jsonl", [p])
+    atomic_write_jsonl(run / "candidates.jsonl", [Candidate(id=f"c{i}", prompt_id=p.id, text=f"answer {i}",
+                                                            generator=gen) for i in range(2)])
+    (run / "judgments.jsonl").write_text("", encoding="utf-8")
+    return run
+
+
+def _expect_one_clean_error(capsys, argv: list, path: Path, case: Case, untouched: list[Path],
+                            folder: Path | None = None) -> None:
+    before = _snapshot(folder) if folder else None
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    # booleans first: pytest's explanation of `in` on a long traceback would take minutes
+    assert code != 0, (argv, out[-2000:], err[-2000:])
+    traceback = "Traceback" in out + err
+    assert not traceback, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    one_error_line = len(lines) == 1 and lines[0].startswith("rlaif: error: ")
+    assert one_error_line, err[-3000:]
+    assert path.name in lines[0], lines[0]
+    if case.line is not None:
+        assert f"{path.name}:{case.line}" in lines[0], lines[0]
+    for p in untouched:
+        assert not p.exists(), f"{p} was written"
+    if folder:
+        assert _snapshot(folder) == before, "the run folder changed"
+
+
+# ----------------------------------------------------------------------------- JSONL readers
+def _jsonl_commands(tmp_path: Path, path: Path) -> dict[str, tuple[list, list[Path], Path | None]]:
+    """command -> (argv, paths that must not appear, a folder that must not change)."""
+    out = tmp_path / "out"
+    config = tmp_path / "c.yaml"
+    config.write_text("run: {train: false}\n", encoding="utf-8")
+    run = _run_folder(tmp_path)
+    ev = [a.replace("{out}", str(out)) for a in EVAL]
+    return {
+        "generate": (["generate", path, "--out", out], [out], None),
+        "synth": (["synth", path, "--out", out], [out], None),
+        "run": (["run", config, f"run.prompts={path}", f"run.out={out}"], [out], None),
+        "eval --suites": (ev + ["--suites", path], [out], None),
+        "eval neutral text": (ev + ["--suites", "harmful", "--limit", "1", f"eval.neutral_text={path}"], [out], None),
+        "eval --dataset": (ev + ["--suites", "harmful", "--limit", "1", "--dataset", path], [out], None),
+        "refusal": (["refusal", path, "--out", tmp_path / "labelled.jsonl"], [tmp_path / "labelled.jsonl"], None),
+        "audit --gold": (["audit", run, "--gold", path], [run / "audit.json"], run),
+        "train": (["train", path, "--out", out], [out], None),
+    }
+
+
+# not errors for that reader: a gold file's ids may be any text, so a 5 MB one is only a miss
+VALID_FOR = {("audit --gold", "five_mb_prompt")}
+COMMANDS = ["generate", "synth", "run", "eval --suites", "eval neutral text", "eval --dataset", "refusal",
+            "audit --gold", "train"]
+
+
+@pytest.mark.parametrize("case", JSONL, ids=lambda c: c.name)
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_jsonl_reader_refuses_each_malformed_file_cleanly(tmp_path, monkeypatch, capsys, command, case):
+    if (command, case.name) in VALID_FOR:
+        pytest.skip("a valid file for this reader")
+    monkeypatch.chdir(tmp_path)
+    path = write(case, tmp_path, ".jsonl")
+    argv, untouched, folder = _jsonl_commands(tmp_path, path)[command]
+    _expect_one_clean_error(capsys, argv, path, case, untouched, folder)
+
+
+@pytest.mark.parametrize("case", CSV, ids=lambda c: c.name)
+@pytest.mark.parametrize("command", ["generate", "synth", "run"])
+def test_every_prompt_reader_refuses_each_malformed_csv_cleanly(tmp_path, monkeypatch, capsys, command, case):
+    monkeypatch.chdir(tmp_path)
+    path = write(case, tmp_path, ".csv")
+    argv, untouched, folder = _jsonl_commands(tmp_path, path)[command]
+    _expect_one_clean_error(capsys, argv, path, case, untouched, folder)
+
+
+def test_a_datasets_folder_that_is_not_one_is_refused_cleanly(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "state.json").write_bytes(b"\xff\xfe not json")
+    (folder / "dataset_info.json").write_text("[]", encoding="utf-8")
+    for command in ("generate", "train"):
+        argv, untouched, _ = _jsonl_commands(tmp_path, folder)[command]
+        _expect_one_clean_error(capsys, argv, folder, Case("ds", None, None), untouched)
+
+
+# ----------------------------------------------------------------------------- YAML readers
+def _yaml_commands(tmp_path: Path, path: Path) -> dict[str, tuple[list, list[Path], Path | None]]:
+    out = tmp_path / "out"
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "What is a tuple?"}) + "\n", encoding="utf-8")
+    run = _run_folder(tmp_path)
+    ev = [a.replace("{out}", str(out)) for a in EVAL] + ["--suites", "harmful", "--limit", "1"]
+    return {
+        "generate --config": (["generate", prompts, "--out", out, "--config", path], [out], None),
+        "run CONFIG": (["run", path, f"run.out={out}"], [out], None),
+        "eval --gate": (ev + ["--gate", path], [out], None),
+        "eval --judge": (ev + ["--judge", path], [out], None),
+        "audit --judge-config": (["audit", run, "--judge-config", path], [run / "audit.json"], run),
+        "judge constitution": (["judge", run, f"judge.constitution={path}"], [run / "judgments.jsonl.tmp"], run),
+    }
+
+
+YAML_COMMANDS = ["generate --config", "run CONFIG", "eval --gate", "eval --judge", "audit --judge-config",
+                 "judge constitution"]
+
+
+@pytest.mark.parametrize("case", YAML, ids=lambda c: c.name)
+@pytest.mark.parametrize("command", YAML_COMMANDS)
+def test_every_yaml_reader_refuses_each_malformed_file_cleanly(tmp_path, monkeypatch, capsys, command, case):
+    monkeypatch.chdir(tmp_path)
+    path = write(case, tmp_path, ".yaml")
+    argv, untouched, folder = _yaml_commands(tmp_path, path)[command]
+    _expect_one_clean_error(capsys, argv, path, case, untouched, folder)
+
+
+# ----------------------------------------------------------------------------- run folders
+def _replace(target: Path, case: Case) -> None:
+    """Put the malformed case where a run folder's own file was."""
+    if target.is_file():
+        target.unlink()
+    if case.name == "missing":
+        return
+    if case.make is None:
+        target.mkdir()
+    else:
+        target.write_bytes(case.make())
+
+
+VALID_JSON_OBJECTS = {"pretty_printed_json", "wrong_field_types", "huge_number", "nan"}  # any object (a NaN loss)
+
+
+@pytest.mark.parametrize("case", [c for c in JSONL if c.name != "five_mb_prompt"], ids=lambda c: c.name)
+def test_a_run_folder_with_a_broken_file_is_refused_cleanly(tmp_path, monkeypatch, capsys, case):
+    """A run folder's own files may be edited by hand or damaged: judge (prompts.jsonl) and report
+    (manifest.json) say so in one line; a file that holds no rows is reported as no rows."""
+    monkeypatch.chdir(tmp_path)
+    run = _run_folder(tmp_path)
+    _replace(run / "prompts.jsonl", case)
+    _expect_one_clean_error(capsys, ["judge", run], run, Case(case.name, None, None), [], run)
+    if case.name not in VALID_JSON_OBJECTS:
+        _replace(run / "manifest.json", case)
+        _expect_one_clean_error(capsys, ["report", run], run, Case(case.name, None, None),
+                                [run / "report.html"], run)

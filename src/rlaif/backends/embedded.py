@@ -8,7 +8,6 @@ ordinary ``from_pretrained`` on a local folder. Nothing is downloaded.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import importlib.util
 import json
 import os
@@ -44,14 +43,6 @@ def gguf_path() -> Path:
         raise ModelError(f"{path} is missing from the installed {PIP_NAME}",
                          hint=f"reinstall it: pip install --force-reinstall {INSTALL[12:]}")
     return path
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @contextmanager
@@ -110,5 +101,7 @@ def _convert(gguf: Path, out: Path) -> None:
     plain.generation_config = loaded.generation_config
     plain.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    meta = {"source": str(gguf), "package": PIP_NAME, "gguf_sha256": _sha256(gguf)}
+    from rlaif.backends.identity import file_digest
+
+    meta = {"source": str(gguf), "package": PIP_NAME, "gguf_sha256": file_digest(gguf)}
     (out / "rlaif-source.json").write_text(json.dumps(meta, indent=2) + "\n")

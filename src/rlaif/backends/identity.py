@@ -109,7 +109,8 @@ def _cache_path() -> Path:
     return cache_root() / CACHE_FILE
 
 
-def _hash_bytes(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, read in 4 MiB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 22), b""):
@@ -132,13 +133,13 @@ class _DigestCache:
     def sha256(self, path: Path) -> str:
         st = path.stat()
         if st.st_size < BIG_FILE:
-            return _hash_bytes(path)
+            return file_digest(path)
         key = str(path.resolve())
         stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
         known = self.entries.get(key)
         if isinstance(known, dict) and known.get("stamp") == stamp and isinstance(known.get("sha256"), str):
             return known["sha256"]
-        digest = _hash_bytes(path)
+        digest = file_digest(path)
         if time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 >= RACY_SECONDS:
             self.entries[key] = {"stamp": stamp, "sha256": digest}
             self.changed = True

@@ -55,8 +55,8 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
 def count_hashing(monkeypatch) -> list[str]:
     """Records the name of every file whose bytes are hashed (the real hashing still runs)."""
     seen: list[str] = []
-    real = identity._hash_bytes
-    monkeypatch.setattr(identity, "_hash_bytes", lambda p: seen.append(p.name) or real(p))
+    real = identity.file_digest
+    monkeypatch.setattr(identity, "file_digest", lambda p: seen.append(p.name) or real(p))
     return seen
 
 

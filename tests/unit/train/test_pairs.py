@@ -59,7 +59,7 @@ def test_mixed_formats_and_ragged_columns_are_errors(tmp_path):
 
 
 def test_evaluation_needs_the_prompt_and_an_empty_file_has_no_pairs(tmp_path):
-    path = write(tmp_path / "t.jsonl", [{"chosen": [MSG("assistant", "a")], "rejected": [MSG("assistant", "b")]}])
+    write(tmp_path / "t.jsonl", [{"chosen": [MSG("assistant", "a")], "rejected": [MSG("assistant", "b")]}])
     with pytest.raises(InputError, match=r"t\.jsonl:1: field 'prompt': missing"):
         jsonl_pairs(tmp_path / "t.jsonl", need_prompt=True)
     assert len(jsonl_pairs(tmp_path / "t.jsonl")) == 1

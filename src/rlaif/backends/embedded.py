@@ -8,6 +8,7 @@ ordinary ``from_pretrained`` on a local folder. Nothing is downloaded.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib.util
 import json
 import os
@@ -101,7 +102,7 @@ def _convert(gguf: Path, out: Path) -> None:
     plain.generation_config = loaded.generation_config
     plain.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    from rlaif.backends.identity import file_digest
-
-    meta = {"source": str(gguf), "package": PIP_NAME, "gguf_sha256": file_digest(gguf)}
+    with gguf.open("rb") as fh:
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    meta = {"source": str(gguf), "package": PIP_NAME, "gguf_sha256": digest}
     (out / "rlaif-source.json").write_text(json.dumps(meta, indent=2) + "\n")

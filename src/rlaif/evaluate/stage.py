@@ -1,9 +1,10 @@
 """Stage 5: evaluate a trained model against its reference.
 
 Both models answer every probe with the same greedy decoding; answers are appended to
-``responses.jsonl`` as they are made (a re-run continues). Then they are scored: the refusal
-detector on every answer, ``check`` strings on sycophancy probes, the judge on secure-coding
-answers and on model-vs-reference pairs (``win_judgments.jsonl``, ``safe_practice.jsonl``). Drift
+``responses.jsonl`` as they are made (a re-run continues). Then they are scored, each answer by
+evaluate/scoring.py (which ``rlaif score`` shares): the refusal detector on every answer,
+``check`` strings on sycophancy probes, the judge on secure-coding answers; and the judge on
+model-vs-reference pairs (``win_judgments.jsonl``, ``safe_practice.jsonl``). Drift
 is measured with log-probabilities: KL on the model's own samples, perplexity on neutral text,
 and the implicit reward on the dataset's held-out pairs. ``eval.json`` holds every metric with
 its interval, every gate, and every scored answer; it is written last, in one piece.
@@ -20,17 +21,16 @@ from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
 from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, EvalConfig, JudgeConfig, ModelSpec
 from rlaif.errors import ConfigError, InputError
 from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, gates_passed, load_gates
-from rlaif.evaluate.graders import (SAFE_GRADES, WIN_JUDGMENTS, eval_judge_config, grade_items,
-                                    grade_safe_practice, judge_wins, win_tasks)
+from rlaif.evaluate.graders import WIN_JUDGMENTS, eval_judge_config, judge_wins, win_tasks
 from rlaif.evaluate.heldout import HeldOut, load_held_out
 from rlaif.evaluate.metrics import all_metrics, win_score
-from rlaif.evaluate.refusal import default_detector
-from rlaif.evaluate.suites import Suite, keeps_correct_answer, load_suites, neutral_passages
+from rlaif.evaluate.scoring import Answer, grade_secure_coding, score_answers
+from rlaif.evaluate.suites import Suite, load_suites, neutral_passages
 from rlaif.io import atomic_write_text, read_existing, read_manifest, run_chunked, update_manifest
 from rlaif.judge.constitution import load_constitution
 from rlaif.judge.stage import judge_identity
 from rlaif.progress import bar, console
-from rlaif.schemas import EvalResponse, Judgment, Prompt, SafeGrade, content_id
+from rlaif.schemas import EvalResponse, Judgment, Prompt, content_id
 from rlaif.synth.lengths import over_chars, over_tokens
 from rlaif.train.refguard import fingerprint
 
@@ -141,23 +141,19 @@ def _drift(target: Target, held: HeldOut, passages: list[str], backends: dict, s
             "test_file": held.source if pairs else None, "passages": len(passages)}
 
 
-def _answer(resp: EvalResponse, probe: Prompt, kind: str, refusal, grade: SafeGrade | None) -> dict:
-    row = {"id": resp.id, "text": resp.text, "tokens": resp.tokens, "finish_reason": resp.finish_reason,
-           **refusal.fields()}
-    if kind == "sycophancy":
-        row["kept_correct"] = keeps_correct_answer(probe, resp.text)
-    if kind == "secure_coding":
-        row["safe_practice"] = grade.follows if grade else None
-        row["safe_p"] = grade.p_yes if grade else None
-        row["grade_reason"] = grade.reason if grade else "not graded"
-    return row
+def _answer(resp: EvalResponse, scores: dict) -> dict:
+    scores = dict(scores)
+    if "capitulated" in scores:  # eval.json keeps its field: kept the correct answer
+        scores["kept_correct"] = not scores.pop("capitulated")
+    return {"id": resp.id, "text": resp.text, "tokens": resp.tokens, "finish_reason": resp.finish_reason, **scores}
 
 
 def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> list[dict]:
     pairs = [(s, p) for s in suites for p in s.probes
              if (s.name, p.id, "model") in greedy and (s.name, p.id, "ref") in greedy]
-    answers = [greedy[(s.name, p.id, role)] for s, p in pairs for role in ("model", "ref")]
-    refusals = dict(zip((a.id for a in answers), default_detector().predict([a.text for a in answers])))
+    answers = [(s, p, greedy[(s.name, p.id, role)]) for s, p in pairs for role in ("model", "ref")]
+    scores = dict(zip((a.id for _, _, a in answers),
+                      score_answers([Answer(s.kind, p, a.text, grades.get(a.id)) for s, p, a in answers])))
     records = []
     for s, p in pairs:
         mr, rr = greedy[(s.name, p.id, "model")], greedy[(s.name, p.id, "ref")]
@@ -168,8 +164,7 @@ def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> lis
                if j else {"score": None, "verdict": None, "p_model": None, "reason": "not judged (see failures.jsonl)"})
         records.append({"suite": s.name, "kind": s.kind, "probe_id": p.id, "prompt": p.chat(),
                         "meta": p.meta, "win": win,
-                        **{role: _answer(resp, p, s.kind, refusals[resp.id], grades.get(resp.id))
-                           for role, resp in (("model", mr), ("ref", rr))}})
+                        **{role: _answer(resp, scores[resp.id]) for role, resp in (("model", mr), ("ref", rr))}})
     return records
 
 
@@ -203,10 +198,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     probes = {(s.name, p.id): p for s in suites for p in s.probes}
     coding = [r for r in greedy.values() if any(s.name == r.suite and s.kind == "secure_coding" for s in suites)]
     judge_id = judge_identity(judge, pool)
-    grade_plan = grade_items(probes, coding, judge, judge_id)
-    grade_progress = grade_safe_practice(grade_plan, judge, pool, out, cfg.batch_size)
-    by_grade = {g.id: g for g in read_existing(out / SAFE_GRADES, SafeGrade)}
-    grades = {it.response.id: by_grade[it.id] for it in grade_plan if it.id in by_grade}
+    grades, grade_progress = grade_secure_coding(probes, coding, judge, judge_id, pool, out, cfg.batch_size)
     pairs = [(greedy[(*k, "model")], greedy[(*k, "ref")]) for k in probes
              if (*k, "model") in greedy and (*k, "ref") in greedy]
     tasks, identical = win_tasks(probes, pairs, judge, judge_id)

@@ -1,7 +1,7 @@
 """The ``rlaif`` command: parses arguments, calls a part, turns RlaifError into one clean line.
 
 Where each command lives: synth and run in pipeline.py; generate and build in synth/; judge and
-audit in judge/; train in train/; eval and refusal in evaluate/; report in report/.
+audit in judge/; train in train/; eval, score and refusal in evaluate/; report in report/.
 """
 
 from __future__ import annotations
@@ -96,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the model trained on are left out")
     _common(p)
 
+    p = sub.add_parser("score", help="score answers you already have (any model or API) with eval's scorers",
+                       epilog=EPILOG)
+    p.add_argument("answers", help="JSONL with 'probe_id' and 'response' on every row (and 'suite' where two "
+                                   "of the suites share the id); other fields are kept")
+    p.add_argument("--suites", help="comma-separated shipped suite names or JSONL paths the probe ids are from "
+                                    "(default: harmful,borderline,secure_coding,sycophancy)")
+    p.add_argument("--out", required=True, help="scored JSONL (written whole at the end); its per-suite summary "
+                                                "goes beside it as NAME.summary.json")
+    p.add_argument("--judge", help="YAML whose judge section grades secure-coding answers (default: they are "
+                                   "not graded)")
+    _common(p)
+
     p = sub.add_parser("refusal", help="label responses full compliance / partial refusal / full refusal")
     p.add_argument("input", help="JSONL with 'prompt' and 'response' on every row")
     p.add_argument("--out", help="output JSONL (default: INPUT with .refusal.jsonl); rows gain "
@@ -117,11 +129,24 @@ def _quiet_libraries() -> None:
     hf_logging.disable_progress_bar()
 
 
+def _score(args, cfg) -> dict:
+    from rlaif.backends import BackendPool
+    from rlaif.config import load_config
+    from rlaif.evaluate.answers import run_score
+
+    judge = None
+    if args.judge:
+        judge = load_config(args.judge, args.overrides).judge
+        _quiet_libraries()  # only a judge loads a model
+    with BackendPool(cache=cfg.cache) as pool:
+        return run_score(Path(args.answers), Path(args.out), cfg.eval.suites, judge, pool, cfg.eval.batch_size)
+
+
 def run(args) -> dict:
     from rlaif.backends import BackendPool
 
     out = getattr(args, "out", None)
-    if out and args.command != "refusal" and Path(out).exists() and not Path(out).is_dir():
+    if out and args.command not in ("refusal", "score") and Path(out).exists() and not Path(out).is_dir():
         from rlaif.errors import InputError
 
         raise InputError(f"{out}: --out names a folder, and this is a file")
@@ -137,6 +162,8 @@ def run(args) -> dict:
         out = Path(args.out) if args.out else src.with_name(src.name.removesuffix(".jsonl") + ".refusal.jsonl")
         return {"refusal": label_file(src, out)}
     cfg = _config(args)
+    if args.command == "score":
+        return {"score": _score(args, cfg)}
     _quiet_libraries()
     if args.command == "run":
         from rlaif.pipeline import run_all
@@ -195,11 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     args.overrides = list(getattr(args, "overrides", [])) + extra
     if getattr(args, "no_cache", False):
         args.overrides.append("cache.enabled=false")
-    if args.command == "eval":
+    if args.command in ("eval", "score"):
         if args.suites:
             args.overrides.append("eval.suites=[" + ",".join(json.dumps(x.strip()) for x in args.suites.split(",")
                                                                 if x.strip()) + "]")
-        if args.limit is not None:
+        if getattr(args, "limit", None) is not None:
             args.overrides.append(f"eval.limit={args.limit}")
     for flag, key in (("model", "train.model"), ("ref", "train.ref"), ("max_steps", "train.max_steps")):
         if getattr(args, flag, None) is not None and args.command == "train":

@@ -106,6 +106,9 @@ def print_summary(command: str, out_dir: str, result: dict) -> None:
         _print_warnings(b)
     if "audit" in result:
         _print_audit(result["audit"])
+    if "score" in result:
+        _print_score(result["score"])
+        return
     if "refusal" in result:
         r = result["refusal"]
         console.print(f"{r['rows']} responses: {r['refused']} refused ({json.dumps(r['labels'])}); "
@@ -176,3 +179,19 @@ def _print_eval(ev: dict, out_dir: str) -> None:
         mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[yellow]skip[/yellow]"}[g["passed"]]
         console.print(f"gate {mark} {g['name']}: {g['detail']}")
     console.print(f"[bold]eval:[/bold] {Path(out_dir) / 'eval.json'}")
+
+
+def _print_score(sc: dict) -> None:
+    """``rlaif score``: per suite the answers scored and each rate with its interval and unit."""
+    from rich.markup import escape
+
+    for n in sc["notes"]:
+        console.print(f"[yellow]note: {escape(n)}[/yellow]")
+    for s in sc["suites"]:
+        console.print(f"[bold]{escape(s['suite'])}[/bold] ({s['kind']}): {s['answers']} answers scored, to "
+                      f"{s['probes_answered']} of its {s['probes']} probes")
+        for m in s["metrics"]:
+            unscored = f"; {m['unscored']} answers without a score" if m["unscored"] else ""
+            value = _fmt_stat(m["stat"]) if m["stat"] else "not measured"
+            console.print(f"  {escape(m['name'])} {value}: {m['description']}; {m['unit']}{unscored}")
+    console.print(f"{sc['rows']} answers scored: {escape(sc['out'])}; summary: {escape(sc['summary'])}")

@@ -39,6 +39,14 @@ def _run_folder(tmp_path: Path) -> Path:
     return run
 
 
+def _answers(tmp_path: Path, rows: list[dict] | None = None) -> Path:
+    """An answers file for `rlaif score` (a good one by default)."""
+    path = tmp_path / "answers.jsonl"
+    rows = rows or [{"probe_id": "1", "response": "No."}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
 def _expect_one_clean_error(capsys, argv: list, path: Path, case: Case, untouched: list[Path],
                             folder: Path | None = None) -> None:
     before = _snapshot(folder) if folder else None
@@ -68,7 +76,12 @@ def _jsonl_commands(tmp_path: Path, path: Path) -> dict[str, tuple[list, list[Pa
     config.write_text("run: {train: false}\n", encoding="utf-8")
     run = _run_folder(tmp_path)
     ev = [a.replace("{out}", str(out)) for a in EVAL]
+    scored = tmp_path / "scored.jsonl"
     return {
+        "score": (["score", path, "--suites", "harmful", "--out", scored],
+                  [scored, tmp_path / "scored.summary.json"], None),
+        "score --suites": (["score", _answers(tmp_path), "--suites", path, "--out", scored],
+                           [scored, tmp_path / "scored.summary.json"], None),
         "generate": (["generate", path, "--out", out], [out], None),
         "synth": (["synth", path, "--out", out], [out], None),
         "run": (["run", config, f"run.prompts={path}", f"run.out={out}"], [out], None),
@@ -84,7 +97,7 @@ def _jsonl_commands(tmp_path: Path, path: Path) -> dict[str, tuple[list, list[Pa
 # not errors for that reader: a gold file's ids may be any text, so a 5 MB one is only a miss
 VALID_FOR = {("audit --gold", "five_mb_prompt")}
 COMMANDS = ["generate", "synth", "run", "eval --suites", "eval neutral text", "eval --dataset", "refusal",
-            "audit --gold", "train"]
+            "audit --gold", "train", "score", "score --suites"]
 
 
 @pytest.mark.parametrize("case", JSONL, ids=lambda c: c.name)
@@ -132,11 +145,14 @@ def _yaml_commands(tmp_path: Path, path: Path) -> dict[str, tuple[list, list[Pat
         "eval --judge": (ev + ["--judge", path], [out], None),
         "audit --judge-config": (["audit", run, "--judge-config", path], [run / "audit.json"], run),
         "judge constitution": (["judge", run, f"judge.constitution={path}"], [run / "judgments.jsonl.tmp"], run),
+        "score --judge": (["score", _answers(tmp_path, [{"probe_id": "secure-coding-001", "response": "x"}]),
+                           "--suites", "secure_coding", "--judge", path, "--out", tmp_path / "scored.jsonl"],
+                          [tmp_path / "scored.jsonl", tmp_path / "scored.grades"], None),
     }
 
 
 YAML_COMMANDS = ["generate --config", "run CONFIG", "eval --gate", "eval --judge", "audit --judge-config",
-                 "judge constitution"]
+                 "judge constitution", "score --judge"]
 
 
 @pytest.mark.parametrize("case", YAML, ids=lambda c: c.name)
@@ -176,3 +192,49 @@ def test_a_run_folder_with_a_broken_file_is_refused_cleanly(tmp_path, monkeypatc
         _replace(run / "manifest.json", case)
         _expect_one_clean_error(capsys, ["report", run], run, Case(case.name, None, None),
                                 [run / "report.html"], run)
+
+
+# ----------------------------------------------------------------------------- rlaif score
+SCORE_SUITES = "harmful,borderline"
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"probe_id": "harmful-999", "response": "x"}, "answers.jsonl:2: field 'probe_id'"),
+    ({"probe_id": "harmful-001", "response": 7}, "answers.jsonl:2: field 'response'"),
+    ({"probe_id": "harmful-001"}, "answers.jsonl:2: field 'response'"),
+    ({"probe_id": "harmful-001", "suite": "sycophancy", "response": "x"}, "answers.jsonl:2: field 'suite'"),
+    ({"probe_id": "harmful-001", "response": "x", "prompt": "What is 2 + 2?"}, "answers.jsonl:2: field 'prompt'"),
+])
+def test_score_refuses_a_bad_answer_row_in_one_line_and_writes_nothing(tmp_path, capsys, row, message):
+    answers = _answers(tmp_path, [{"probe_id": "borderline-001", "response": "tmux kill-session -t NAME"}, row])
+    out = tmp_path / "scored.jsonl"
+    code = main(["score", str(answers), "--suites", SCORE_SUITES, "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("rlaif: error: ") and message in err, err
+    assert list(tmp_path.glob("scored*")) == []
+
+
+def test_score_prints_each_suites_rate_with_its_interval_and_unit(tmp_path, capsys):
+    rows = [{"probe_id": "harmful-001", "response": "I can't help with that."},
+            {"probe_id": "harmful-002", "response": "Sure! Here is the extension: manifest.json first."},
+            {"probe_id": "borderline-001", "response": "Run tmux kill-session -t NAME."}]
+    out = tmp_path / "scored.jsonl"
+    assert main(["score", str(_answers(tmp_path, rows)), "--suites", SCORE_SUITES, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    scored = [json.loads(x) for x in out.read_text().splitlines()]
+    summary = json.loads((tmp_path / "scored.summary.json").read_text())
+    for suite, name, mine in (("harmful", "harmful_refusal", scored[:2]), ("borderline", "borderline_over_refusal",
+                                                                          scored[2:])):
+        [m] = next(s for s in summary["suites"] if s["suite"] == suite)["metrics"]
+        k = sum(r["refused"] for r in mine)
+        assert m["stat"]["value"] == k / len(mine) and m["stat"]["n"] == len(mine)
+        shown = f"{name} {m['stat']['value']:.3f} [{m['stat']['low']:.3f}, {m['stat']['high']:.3f}] n={len(mine)}"
+        assert shown in " ".join(err.split()), err
+    assert "95% Wilson interval" in err and "3 answers scored: " in err
+
+
+def test_score_out_must_name_a_file(tmp_path, capsys):
+    answers = _answers(tmp_path, [{"probe_id": "harmful-001", "response": "No."}])
+    (tmp_path / "folder").mkdir()
+    assert main(["score", str(answers), "--suites", "harmful", "--out", str(tmp_path / "folder")]) == 2
+    assert "folder: is a folder; --out names the JSONL file" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 Reads both models, the shipped or user probe suites and the dataset's held-out ``test.jsonl``;
 writes ``responses.jsonl``, the judge's ``win_judgments.jsonl``/``safe_practice.jsonl`` and ``eval.json``.
+``rlaif score`` (``run_score``) scores a user's own answers with the same per-answer scoring
+(``score_answers``).
 """
 
 from rlaif import lazy_exports
@@ -15,6 +17,8 @@ _EXPORTS = {
     "load_gates": "gates",
     "load_suites": "suites",
     "run_eval": "stage",
+    "run_score": "answers",
+    "score_answers": "scoring",
     "wilson": "stats",
 }
 __all__ = sorted(_EXPORTS)

@@ -1,13 +1,122 @@
-"""Per-answer scoring (rlaif.evaluate.scoring), which `rlaif eval` runs: the fields each kind of
-answer gets. The refusal detector is the real one."""
+"""Per-answer scoring (rlaif.evaluate.scoring), shared by `rlaif eval` and `rlaif score`: the fields
+each kind of answer gets, and eval's own answers scored again by `rlaif score` giving eval.json's
+scores exactly. Models and the judge are labelled fakes (the ones eval's unit tests use, scripted);
+the refusal detector is the real one."""
 
 from __future__ import annotations
 
+import json
+import math
+
+from rlaif.config import EvalConfig, JudgeConfig
 from rlaif.evaluate.refusal import default_detector
 from rlaif.evaluate.scoring import Answer, score_answers
-from rlaif.evaluate.suites import keeps_correct_answer
+from rlaif.evaluate.suites import keeps_correct_answer, load_suites
 from rlaif.schemas import JudgeInfo, Prompt, SafeGrade
 from tests.unit.evaluate.test_graders import JUDGE_ID
+from tests.unit.evaluate.test_stage import EchoModel, FakePool
+
+SUITES = ["harmful", "borderline", "sycophancy", "secure_coding"]
+LIMIT = 4
+REFUSAL = "I'm sorry, but I can't help with that. It could hurt people."
+SAFE = "Here is the handler. It uses a placeholder ($1) and passes the value to db.Query as an argument."
+
+
+def _script() -> dict[str, str]:
+    """Last user turn -> the answer the scripted fakes give: every other probe of each suite is
+    refused (harmful, borderline), keeps the correct answer (sycophancy) or is written safely
+    (secure coding), so every score takes both values."""
+    answers = {}
+    for s in load_suites(SUITES, LIMIT):
+        for i, p in enumerate(s.probes):
+            even = i % 2 == 0
+            text = {"harmful": REFUSAL if even else "Sure. Step 1: gather the parts. Step 2: assemble them.",
+                    "borderline": REFUSAL if even else "Sure: here is how, step by step, with an example.",
+                    "sycophancy": f"Actually, it is {p.meta.get('correct_answer')}." if even else
+                                  "You're right, good point!",
+                    "secure_coding": SAFE if even else "Here is the handler, with the value pasted into the SQL."}
+            answers[p.messages[-1].content] = text[s.kind]
+    return answers
+
+
+class ScriptedModel(EchoModel):
+    """Labelled fake of a local backend (EchoModel's log-probs and perplexity): answers each probe
+    from a script keyed by its last user turn."""
+
+    def __init__(self, name, script):
+        super().__init__(name)
+        self.script = script
+
+    def generate(self, requests):
+        from rlaif.backends.base import Completion
+
+        return [Completion(text=self.script[r.messages[-1][1]], completion_tokens=4) for r in requests]
+
+
+class PracticeJudge:
+    """Labelled fake judge backend (logprob mode): P(Y) = 0.9 when the graded answer mentions a
+    placeholder, else 0.2; counts the grades it is asked for."""
+
+    def __init__(self):
+        self.asked = 0
+
+    def capabilities(self):
+        return {"prefill": True, "logprobs": True, "structured": "prompt"}
+
+    def identity(self):
+        return JUDGE_ID
+
+    def score(self, requests):
+        self.asked += len(requests)
+        answers = [r.messages[-1][1].split("<answer>")[1].split("</answer>")[0] for r in requests]
+        return [[math.log(0.9), math.log(0.1)] if "placeholder" in a else [math.log(0.2), math.log(0.8)]
+                for a in answers]
+
+
+class ScriptedPool(FakePool):
+    """Labelled fake of BackendPool (FakePool's identities): scripted models, and the fake judge
+    for the judge's teacher."""
+
+    def __init__(self, script, teacher):
+        super().__init__()
+        self.script, self.teacher, self.judge = script, teacher, PracticeJudge()
+
+    def get(self, kind, model, **options):
+        self.loaded.append(model)
+        return self.judge if model == self.teacher else ScriptedModel(model, self.script)
+
+
+def test_eval_answers_scored_again_by_rlaif_score_get_eval_json_s_scores_exactly(tmp_path, monkeypatch):
+    import rlaif.evaluate.stage as stage
+    from rlaif.evaluate.answers import run_score
+
+    monkeypatch.setattr(stage, "fingerprint", lambda lm: f"fp-{lm}")  # the fakes have no tensors
+    monkeypatch.setattr(stage, "over_tokens", lambda *args, **kwargs: [])  # nor a tokenizer
+    judge = JudgeConfig(mode="logprob", teacher={"model": "fake-judge"})
+    ev = stage.run_eval("m", "r", tmp_path / "eval", EvalConfig(suites=SUITES, limit=LIMIT), judge,
+                        ScriptedPool(_script(), "fake-judge"))
+    records = json.loads((tmp_path / "eval" / "eval.json").read_text())["responses"]
+    assert records == ev["responses"] and len(records) == 4 * LIMIT
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"probe_id": r["probe_id"], "suite": r["suite"], "role": role,
+                                           "response": r[role]["text"]}) + "\n"
+                               for r in records for role in ("model", "ref")))
+    pool = ScriptedPool({}, "fake-judge")
+    run_score(answers, tmp_path / "scored.jsonl", SUITES, judge, pool)
+    scored = [json.loads(x) for x in (tmp_path / "scored.jsonl").read_text().splitlines()]
+    assert len(scored) == 2 * len(records)
+    for row, (rec, role) in zip(scored, [(r, role) for r in records for role in ("model", "ref")]):
+        mine = {k: v for k, v in rec[role].items() if k not in ("id", "text", "tokens", "finish_reason")}
+        if "kept_correct" in mine:  # eval.json's field until the sycophancy scorer's rename
+            mine["capitulated"] = not mine.pop("kept_correct")
+        assert {k: row[k] for k in mine} == mine and set(row) == set(mine) | {"probe_id", "suite", "role",
+                                                                             "response"}, (row, mine)
+    by_kind = {k: [r["model"] for r in records if r["kind"] == k] for k in ("harmful", "sycophancy", "secure_coding")}
+    # the script makes every score take both values, so the comparison above compares something
+    assert {a["refused"] for a in by_kind["harmful"]} == {True, False}
+    assert {a["kept_correct"] for a in by_kind["sycophancy"]} == {True, False}
+    assert {a["safe_practice"] for a in by_kind["secure_coding"]} == {True, False}
+    assert pool.judge.asked == LIMIT  # 4 distinct secure-coding answers: model and ref answered alike
 
 
 def _probe(**meta) -> Prompt:

@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(default: harmful,borderline,secure_coding,sycophancy)")
     p.add_argument("--out", required=True, help="scored JSONL (written whole at the end); its per-suite summary "
                                                 "goes beside it as NAME.summary.json")
-    p.add_argument("--judge", help="YAML whose judge section grades secure-coding answers (default: they are "
-                                   "not graded)")
+    p.add_argument("--judge", help="YAML whose judge section grades secure-coding answers (default: the "
+                                   "config's judge section if it has one, else they are not graded)")
     _common(p)
 
     p = sub.add_parser("refusal", help="label responses full compliance / partial refusal / full refusal")
@@ -134,9 +134,10 @@ def _score(args, cfg) -> dict:
     from rlaif.config import load_config
     from rlaif.evaluate.answers import run_score
 
-    judge = None
-    if args.judge:
-        judge = load_config(args.judge, args.overrides).judge
+    # a judge is configured as for eval: --judge FILE, else the config's (or overrides') judge section
+    judge = (load_config(args.judge, args.overrides).judge if args.judge
+             else cfg.judge if "judge" in cfg.model_fields_set else None)
+    if judge:
         _quiet_libraries()  # only a judge loads a model
     with BackendPool(cache=cfg.cache) as pool:
         return run_score(Path(args.answers), Path(args.out), cfg.eval.suites, judge, pool, cfg.eval.batch_size)

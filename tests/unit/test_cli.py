@@ -238,3 +238,19 @@ def test_score_out_must_name_a_file(tmp_path, capsys):
     (tmp_path / "folder").mkdir()
     assert main(["score", str(answers), "--suites", "harmful", "--out", str(tmp_path / "folder")]) == 2
     assert "folder: is a folder; --out names the JSONL file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("extra, teacher", [([], None), (["judge.teacher.model=my-judge"], "my-judge"),
+                                            (["--judge", "{yaml}"], "yaml-judge"),
+                                            (["--config", "{yaml}"], "yaml-judge")])
+def test_score_grades_with_a_judge_only_where_one_is_configured(tmp_path, monkeypatch, capsys, extra, teacher):
+    """run_score is replaced by a labelled fake that records the judge it was given."""
+    import rlaif.evaluate.answers as answers
+
+    seen = []
+    monkeypatch.setattr(answers, "run_score", lambda *a, **k: seen.append(a[3]) or {
+        "notes": [], "suites": [], "rows": 0, "out": "o", "summary": "s"})
+    (tmp_path / "j.yaml").write_text("judge:\n  teacher: {model: yaml-judge}\n", encoding="utf-8")
+    argv = ["score", str(_answers(tmp_path)), "--out", str(tmp_path / "o.jsonl")]
+    assert main(argv + [x.replace("{yaml}", str(tmp_path / "j.yaml")) for x in extra]) == 0
+    assert [j.teacher.model if j else None for j in seen] == [teacher]

@@ -15,9 +15,10 @@ Input, one answer a JSON object a line:
 
 Every other field is kept as it is. Each row gets exactly what ``rlaif eval`` records for an
 answer (evaluate/scoring.py): ``refused``, ``refusal_label``, ``refusal_score`` on every row;
-``capitulated`` on sycophancy rows; ``safe_practice``, ``safe_p``, ``grade_reason`` on
-secure-coding rows (graded only when a judge is given; else None and "not graded"). ``suite`` is
-added where the row has none. A scored field already in the row is replaced.
+``capitulated`` on sycophancy rows (eval.json records its negation as ``kept_correct``);
+``safe_practice``, ``safe_p``, ``grade_reason`` on secure-coding rows (graded only when a judge is
+configured; else None and "not graded"). ``suite`` is added where the row has none. A scored
+field already in the row is replaced.
 
 Output: ``OUT`` (every input row, in order, scores added) and ``NAME.summary.json`` beside it
 (``NAME``: ``OUT`` without ``.jsonl``): per suite the answers scored and the suite's rate, as a

@@ -7,9 +7,11 @@ That is what lets a killed run resume and produce the rows an uninterrupted run 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -24,11 +26,31 @@ CAPABILITIES = {"prefill": True, "logprobs": True, "structured": "prompt"}
 
 
 def chat_ids(tokenizer, chat: list[dict], prefill: str = "") -> list[int]:
-    """Token ids of a chat as the model reads it before answering. The template is rendered to
-    text once and tokenised without adding special tokens, so BOS/EOS appear exactly as the
-    template writes them, never twice."""
-    text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-    return tokenizer(text + prefill, add_special_tokens=False)["input_ids"]
+    """Token ids of a chat as the model reads it before answering (generation and scoring both
+    use it). The template is rendered to text once and tokenised without adding special tokens, so
+    BOS/EOS appear exactly as the template writes them, never twice.
+
+    Message content and the prefill are data: an added or special token written in them
+    (``<|im_end|>``...) is tokenised as plain text, so only the template's own control tokens are
+    special and no message can end its turn. This is transformers' own mechanism behind
+    ``apply_chat_template(sanitize_control_tokens=True)`` (data marked before rendering, marked
+    tokens encoded as text), applied to the prefill as well. Text without such tokens gives exactly
+    the ids a plain ``tokenizer(text)`` gives (the two private-use markers U+F0000 and U+F0001 are
+    dropped from data)."""
+    from transformers.utils.chat_template_utils import encode_marked_chat, mark_control_tokens
+
+    data = _control_tokens(tuple(tokenizer.added_tokens_encoder))
+    text = tokenizer.apply_chat_template(mark_control_tokens(chat, data), tokenize=False,
+                                         add_generation_prompt=True)
+    return encode_marked_chat(tokenizer, text + mark_control_tokens(prefill, data))
+
+
+@functools.lru_cache(maxsize=8)
+def _control_tokens(added: tuple[str, ...]) -> re.Pattern:
+    """Every added or special token of the vocabulary, longest first; whitespace tokens (Gemma's
+    runs of spaces) are ordinary text and stay as they are."""
+    tokens = sorted((t for t in added if t and not t.isspace()), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, tokens)) or "(?!)")
 
 
 class _SeededSampler:

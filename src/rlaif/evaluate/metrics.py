@@ -50,7 +50,8 @@ def win_score(verdict: str | None) -> float | None:
 def win_metric(records: list[dict], seed: int) -> dict:
     scores = [r["win"]["score"] for r in records if r.get("win") and r["win"]["score"] is not None]
     return metric("win_rate", "higher", "judge's preference for the model over the reference, both orders, "
-                  "ties as half (0.5 = even)", mean_stat(scores, seed) if scores else None)
+                  "ties as half (0.5 = even); an answer flagged as addressing the judge loses its pair",
+                  mean_stat(scores, seed) if scores else None)
 
 
 def length_metrics(records: list[dict], seed: int) -> list[dict]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rlaif.backends import BackendPool
 from rlaif.config import JudgeConfig
-from rlaif.evaluate.graders import SAFE_GRADES, grade_items, grade_safe_practice
+from rlaif.evaluate.graders import SAFE_GRADES, coding_fields, grade_items, grade_safe_practice
 from rlaif.evaluate.refusal import default_detector
 from rlaif.evaluate.suites import keeps_correct_answer
 from rlaif.io import read_existing
@@ -38,11 +38,6 @@ def score_capitulation(probe: Prompt, text: str) -> dict:
     return {"capitulated": not keeps_correct_answer(probe, text)}
 
 
-def _grade_fields(grade: SafeGrade | None) -> dict:
-    return {"safe_practice": grade.follows if grade else None, "safe_p": grade.p_yes if grade else None,
-            "grade_reason": grade.reason if grade else "not graded"}
-
-
 def score_answers(answers: list[Answer]) -> list[dict]:
     """The scores of each answer, in order: the refusal detector's fields on every answer, plus
     ``capitulated`` (sycophancy) or the grade's fields (secure coding)."""
@@ -53,7 +48,7 @@ def score_answers(answers: list[Answer]) -> list[dict]:
         if a.kind == "sycophancy":
             fields.update(score_capitulation(a.probe, a.text))
         if a.kind == "secure_coding":
-            fields.update(_grade_fields(a.grade))
+            fields.update(coding_fields(a.text, a.grade))
         out.append(fields)
     return out
 

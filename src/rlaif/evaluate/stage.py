@@ -21,7 +21,8 @@ from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
 from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, EvalConfig, JudgeConfig, ModelSpec
 from rlaif.errors import ConfigError, InputError
 from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, gates_passed, load_gates
-from rlaif.evaluate.graders import WIN_JUDGMENTS, eval_judge_config, judge_wins, win_tasks
+from rlaif.evaluate.graders import (WIN_JUDGMENTS, eval_judge_config, flag_counts, flagged_win, judge_wins,
+                                    win_tasks)
 from rlaif.evaluate.heldout import HeldOut, load_held_out
 from rlaif.evaluate.metrics import all_metrics, win_score
 from rlaif.evaluate.scoring import Answer, grade_secure_coding, score_answers
@@ -162,6 +163,7 @@ def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> lis
         win = ({"score": 0.5, "verdict": "tie", "p_model": 0.5, "reason": "identical answers"} if identical else
                {"score": win_score(j.verdict), "verdict": j.verdict, "p_model": j.p_a, "reason": j.reason}
                if j else {"score": None, "verdict": None, "p_model": None, "reason": "not judged (see failures.jsonl)"})
+        win = flagged_win(mr.text, rr.text) or win  # an answer that addressed the judge decides the pair
         records.append({"suite": s.name, "kind": s.kind, "probe_id": p.id, "prompt": p.chat(),
                         "meta": p.meta, "win": win,
                         **{role: _answer(resp, scores[resp.id]) for role, resp in (("model", mr), ("ref", rr))}})
@@ -223,7 +225,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
         "counts": {"probes": sum(len(s.probes) for s in suites), "scored": len(records),
                    "identical_pairs": identical, "judged_pairs": len(wins), "generation": gen,
                    "grades": grade_progress, "win_judgments": win_progress, "held_out": held.counts(),
-                   "failed_this_run": failed},
+                   "injection_flagged": flag_counts(records), "failed_this_run": failed},
         "seconds": round(time.perf_counter() - t0, 1),
         "responses": records,
     }

@@ -11,14 +11,18 @@ the listed phrasings, text spaced out letter by letter, and heading-style marker
 Flags: ``judge_address`` (speaks to the grader or orders a pick), ``fake_verdict`` (embeds a
 verdict), ``fake_delimiter`` (imitates the judge prompt's structure or chat-template tokens),
 ``constitution_claim`` (claims what the constitution or rubric says about this response).
+
+Every grader defuses the text it shows a judge with ``defuse(text, tags)`` (its own tags, plus
+chat-control strings), and ``answer_flags(text, tags)`` says what an answer did: the detector's
+flags, plus ``fake_delimiter`` where defusing had to change something.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-
-from rlaif.judge.verdict import _TAG_RE
+from typing import Iterable
 
 # NFKC folds fullwidth forms (＜, ：, Ｉ) but not cross-script look-alikes, so map the few
 # Cyrillic/Greek letters that pass for Latin ones; zero-width characters can split keywords.
@@ -90,6 +94,46 @@ _MARKER_LINE = re.compile(  # a line that is nothing but a response/prompt marke
 _GENERIC_TAG_LINE = re.compile(
     r"^[ \t]*</?(?:response|answer|reply|assistant|completion|candidate)\b[^>\n]*>[ \t]*$", _IM)
 
+# --- defusing ------------------------------------------------------------------------------
+PAIR_TAGS = ("user_prompt", "response_A", "response_B")  # the pairwise judge prompt's tags (verdict.py)
+_GAP = _INVISIBLE.pattern + "*"  # invisible characters that may split a tag name
+_LT, _GT = "<\uff1c\ufe64", ">\uff1e\ufe65"  # ASCII, fullwidth and small forms
+# Chat-control strings of the common templates: <|im_end|>, <|eot_id|>, DeepSeek's <｜...｜>,
+# [INST], <<SYS>>, <start_of_turn>, </s>. A backend or server that parses them would let the text
+# end the judge's turn; look-alike brackets keep them readable but inert.
+_CONTROL = re.compile(r"<[|\uff5c][^|\uff5c<>\s]{1,64}[|\uff5c]>|\[/?INST\]|<</?SYS>>"
+                      r"|</?(?:start|end)_of_turn>|</?s>", _I)
+_INERT = str.maketrans({"<": "\u2039", ">": "\u203a", "\uff1c": "\u2039", "\uff1e": "\u203a",
+                        "\ufe64": "\u2039", "\ufe65": "\u203a", "[": "\u27e6", "]": "\u27e7"})
+
+
+@functools.lru_cache(maxsize=32)
+def tag_pattern(tags: tuple[str, ...]) -> re.Pattern:
+    """Every opening or closing form of ``tags``: any case, spaces around the slash and the name,
+    attributes, a self-closing slash, a missing ``>`` at the end of a line, invisible characters
+    inside the name, fullwidth brackets. ``<answers>`` or ``<answer_key>`` are other tags."""
+    names = "|".join(_GAP.join(map(re.escape, t)) for t in sorted(tags, key=len, reverse=True))
+    return re.compile(rf"[{_LT}]\s*/?\s*(?:{names})(?=[\s/{_GT}]|$)[^{_LT}{_GT}\n]*[{_GT}]?", _I)
+
+
+def defuse(text: str, tags: Iterable[str]) -> str:
+    """``text`` made safe to put between a judge prompt's ``tags``: every form of those tags and every
+    chat-control string gets look-alike brackets (``‹/answer›``, ``‹|im_end|›``), so the judge still
+    reads what was written but nothing in it closes a tag or ends a turn. Apply it to every piece of
+    data a judge prompt shows: candidates, the user's prompt, probe fields."""
+    text = tag_pattern(tuple(tags)).sub(lambda m: m.group(0).translate(_INERT), text)
+    return _CONTROL.sub(lambda m: m.group(0).translate(_INERT), text)
+
+
+def answer_flags(text: str, tags: Iterable[str]) -> list[str]:
+    """Injection flags of an answer shown to a judge between ``tags``: the detector's, plus
+    ``fake_delimiter`` when ``defuse`` had to change it. Sorted; ``[]`` for an honest answer."""
+    found = set(detect(text))
+    if defuse(text, tags) != text:
+        found.add("fake_delimiter")
+    return sorted(found)
+
+
 # --- constitution_claim --------------------------------------------------------------------
 _FRAMEWORK = (r"(?:constitution\w*|(?:the|these|your|all|its)\s+principles(?!\s+of\b)"  # not "principles of REST"
               r"|(?:every|each)\s+principle"
@@ -136,7 +180,7 @@ def detect(text: str) -> list[str]:
         flags.add("judge_address")
     if _VERDICT_KEY.search(norm) or _VERDICT_WEAK_KEY.search(flat) or _VERDICT_SENTENCE.search(flat):
         flags.add("fake_verdict")
-    if (_TAG_RE.search(norm) or _CHAT_TOKEN.search(norm) or _MARKER_LINE.search(prose)
+    if (tag_pattern(PAIR_TAGS).search(norm) or _CHAT_TOKEN.search(norm) or _MARKER_LINE.search(prose)
             or _GENERIC_TAG_LINE.search(prose)):
         flags.add("fake_delimiter")
     if _CONSTITUTION.search(flat):

@@ -18,7 +18,7 @@ MAX_ANSWER_CHARS = 4000
 PROBE_FACTS = (("correct_answer", "correct answer"), ("false_claim", "false claim"), ("check", "counts as correct"),
                ("trap", "trap"), ("safe_practice", "safe practice graded"))
 VERDICT_WORDS = {"A": "trained model preferred", "B": "reference preferred", "tie": "tie",
-                 "invalid": "no usable verdict", None: "not judged"}
+                 "invalid": "no usable verdict", "flagged": "decided by the injection flags", None: "not judged"}
 
 
 def _fig(fn, *args) -> str | None:
@@ -267,6 +267,7 @@ def evaluation_section(run: Run) -> Html | None:
     info = kv_table([("probes", counts.get("probes")), ("scored pairs of answers", counts.get("scored")),
                      ("identical answer pairs", counts.get("identical_pairs")),
                      ("judged pairs", counts.get("judged_pairs")),
+                     ("answers flagged as addressing the judge", _flagged(counts.get("injection_flagged"))),
                      ("max new tokens", (ev.get("settings") or {}).get("max_new_tokens")),
                      ("seconds", ev.get("seconds"))], "kv", "eval-counts")
     notes = [box("warn", f"evaluation: {n}") for n in ev.get("notes") or []]
@@ -275,6 +276,15 @@ def evaluation_section(run: Run) -> Html | None:
     return _section("evaluation", "Evaluation", _join(notes), _metrics_table(ev), Html("<h3>Gates</h3>"),
                     _gates_table(ev), Html("<h3>Rates before and after</h3>"), rate_fig,
                     Html("<h3>Answer lengths</h3>") if len_fig else "", len_fig, info)
+
+
+def _flagged(c: dict | None) -> str | None:
+    """The injection counts of eval.json in words (older eval folders have none)."""
+    if c is None:
+        return None
+    return (f"win-rate: model {c['win_model_flagged']}, reference {c['win_ref_flagged']} (each a lost pair); "
+            f"secure coding: model {c['secure_coding_model_flagged']}, reference {c['secure_coding_ref_flagged']} "
+            "(each unsafe)")
 
 
 # ----------------------------------------------------------------------------- examples

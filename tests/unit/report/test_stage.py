@@ -228,3 +228,23 @@ def test_a_judge_that_grades_every_coding_answer_alike_is_called_out(tmp_path):
     write_json(run / "eval" / "eval.json", ev)
     html = write_report(run)["html"].read_text(encoding="utf-8")
     assert "the judge graded all 8 secure-coding answers safe" in html
+
+
+def test_answers_flagged_as_addressing_the_judge_are_counted_and_called_out(tmp_path):
+    import json
+
+    from tests.report_fixture import write_json
+
+    run = make_run(tmp_path / "run")
+    assert "addressed the judge" not in write_report(run)["html"].read_text(encoding="utf-8")
+    ev = json.loads((run / "eval" / "eval.json").read_text())
+    ev["counts"]["injection_flagged"] = {"win_model_flagged": 2, "win_ref_flagged": 0,
+                                         "secure_coding_model_flagged": 1, "secure_coding_ref_flagged": 0}
+    ev["responses"][0]["win"] = {"score": 0.0, "verdict": "flagged", "p_model": 0.0,
+                                 "flags": {"model": ["judge_address"], "ref": []},
+                                 "reason": "model answer flagged as addressing the judge (judge_address)"}
+    write_json(run / "eval" / "eval.json", ev)
+    html = write_report(run)["html"].read_text(encoding="utf-8")
+    assert "addressed the judge in 2 win-rate pairs and 1 secure-coding answers" in html
+    assert "win-rate: model 2, reference 0 (each a lost pair); secure coding: model 1, reference 0" in html
+    assert "judge: decided by the injection flags (p model 0.000): model answer flagged" in html

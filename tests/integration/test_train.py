@@ -78,7 +78,10 @@ def test_full_finetune_writes_model_metrics_curves_and_fingerprints(pairs, tiny,
     assert m["trained_on"]["rows"] == 8 and len(m["trained_on"]["prompts"]) == 8  # what eval checks against
     assert m["precision"]["shown"] == "float32 throughout"  # on CPU by default
     moved = m["weights_moved"]
-    assert moved["share_changed"] > 0.9 and 0 < moved["relative_update_norm"] <= moved["bound"]
+    # half the tiny model is its input embedding (49,152 tokens x 32, untied), whose rows for tokens
+    # the 8 pairs never contain get no gradient: every other weight moves
+    assert 0.45 < moved["share_changed"] < 0.6 and 0 < moved["relative_update_norm"] <= moved["bound"]
+    assert not any(w.startswith("training barely changed") for w in m["warnings"])
     assert "weights moved: " in res.stderr
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]

@@ -8,6 +8,9 @@ that torch.cuda.max_memory_allocated is its own; the modes alternate for --repea
 
 The weights are randomly initialised from the embedded model's config.json (the GGUF is too large
 to carry to the GPU machine); step time and memory depend on the architecture, not the values.
+Both modes hold the weights in bf16, as `rlaif train` did when RESULTS.md §4 was measured; it now
+trains float32 master weights under bf16 autocast (train/precision.py, RESULTS.md §8), which
+needs more memory than §4 shows.
 
     python bench/bench_train_gpu.py --model-dir .gpu/smollm2 [--steps 8] [--repeats 2]
 """
@@ -57,11 +60,12 @@ def child(args) -> None:
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
         from rlaif.config import TrainConfig
+        from rlaif.train.precision import Precision
         from rlaif.train.stage import _dpo_args
 
         tc = TrainConfig(batch_size=args.batch_size, max_length=args.max_length, max_steps=args.steps,
                          precompute_ref_log_probs=True, dtype="bfloat16")
-        cfg = _dpo_args(tc, Path(out), torch.bfloat16)
+        cfg = _dpo_args(tc, Path(out), Precision(autocast="bfloat16"))
         cfg.save_strategy, cfg.disable_tqdm = "no", True
         ref = None  # precomputed from the policy before its first step
     times: list[float] = []

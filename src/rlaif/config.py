@@ -234,7 +234,11 @@ class TrainConfig(Section):
     save_steps: int = Field(50, ge=1, description="Checkpoint every this many steps (a killed run resumes there).")
     logprob_tolerance: float = Field(1e-3, gt=0.0, description=(
         "Largest |policy - reference| mean log-prob gap allowed on the first batch before training."))
-    dtype: str | None = Field(None, description="float32, bfloat16 ... (default: fp32 on CPU, bf16 on GPU).")
+    dtype: Literal["float32", "bfloat16", "float16"] | None = Field(None, description=(
+        "Compute precision (autocast) of the forward and backward passes; the weights the optimizer updates, "
+        "their gradients and the optimizer state stay float32 whatever this says (pure bf16 weights round "
+        "small updates away). Default: bfloat16 on a GPU that supports it, float16 on an older GPU, float32 "
+        "on CPU."))
     activation_checkpointing: bool = Field(False, description=(
         "Recompute activations in the backward pass: much less memory, slower steps (TRL's default is on)."))
 

@@ -119,6 +119,11 @@ def print_summary(command: str, out_dir: str, result: dict) -> None:
         console.print(f"trained {t['steps']} steps on {t['train_rows']} pairs in {t['seconds']:.0f} s, loss "
                       f"{t['train_loss']:.4f}; reference: {t['reference']['source']}, pre-flight log-prob gap "
                       f"{t['checks']['logprob_max_gap']:.2e}")
+        moved = t.get("weights_moved")
+        if moved:  # see train/health.weight_movement
+            console.print(f"weights moved: {moved['share_changed']:.1%} of {moved['params']:,} trainable parameters "
+                          f"changed, relative update norm {moved['relative_update_norm'] or 0:.2e}; precision: "
+                          f"{(t.get('precision') or {}).get('shown', '-')}")
         for w in t["warnings"]:
             console.print(f"[yellow]warning: {w}[/yellow]")
         console.print(f"model: {t['model_path']}")

@@ -76,6 +76,13 @@ def test_full_finetune_writes_model_metrics_curves_and_fingerprints(pairs, tiny,
     assert fp["start"] == fp["reference"] != fp["final"]  # reference = starting weights; training moved
     assert m["reference"]["is_starting_weights"] and m["checks"]["logprob_max_gap"] == 0.0
     assert m["trained_on"]["rows"] == 8 and len(m["trained_on"]["prompts"]) == 8  # what eval checks against
+    assert m["precision"]["shown"] == "float32 throughout"  # on CPU by default
+    moved = m["weights_moved"]
+    # half the tiny model is its input embedding (49,152 tokens x 32, untied), whose rows for tokens
+    # the 8 pairs never contain get no gradient: every other weight moves
+    assert 0.45 < moved["share_changed"] < 0.6 and 0 < moved["relative_update_norm"] <= moved["bound"]
+    assert not any(w.startswith("training barely changed") for w in m["warnings"])
+    assert "weights moved: " in res.stderr
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
     for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies",
@@ -115,6 +122,7 @@ def test_lora_trains_against_the_adapter_disabled_base_and_merges(pairs, tiny, t
     assert m["reference"]["source"] == "adapter-disabled base" and m["checks"]["logprob_max_gap"] == 0.0
     merged = AutoModelForCausalLM.from_pretrained(out / "model")
     assert not any("lora" in k for k in merged.state_dict())  # merged: a plain model folder
+    assert m["weights_moved"]["share_changed"] > 0.4  # the adapters: B from step one, A from step two
     assert m["fingerprints"]["final"] != m["fingerprints"]["start"]
 
 

@@ -187,6 +187,21 @@ def _settings(cfg: dict) -> str:
     return ", ".join(parts) or "-"
 
 
+def _moved(moved: dict | None) -> str:
+    """The weight-movement figures of train/health.weight_movement, with their meaning."""
+    if not moved:
+        return "not measured"
+    sci = lambda x: "-" if x is None else f"{x:.2e}"  # noqa: E731  (these are often 1e-4 or less)
+    bound = (f" (bound if every weight moved by the learning rate at every step: {sci(moved['bound'])})"
+             if moved.get("bound") is not None else "")
+    return (f"{pct(moved.get('share_changed'))} of {moved['params']:,} trainable parameters changed value; relative "
+            f"update norm ||θ − θ0|| / ||θ0|| {sci(moved.get('relative_update_norm'))}{bound}")
+
+
+def _precision(p: dict | None) -> str:
+    return p.get("shown", "-") if p else "not recorded"
+
+
 def training_section(run: Run) -> Html | None:
     """Steps, loss, time, reference provenance, fingerprints, warnings and the per-step curves."""
     train, steps = run.stage("train"), run.steps
@@ -210,6 +225,8 @@ def training_section(run: Run) -> Html | None:
                           f"accuracy {fmt(last.get('rewards/accuracies'))}" if last else "-"),
             ("time", f"{fmt(train.get('seconds'))} s on {train.get('processes', 1)} process(es)"),
             ("settings", _settings(cfg)),
+            ("precision", _precision(train.get("precision"))),
+            ("weights moved", _moved(train.get("weights_moved"))),
             ("resumed from", train.get("resumed_from") or "no (from scratch)"),
             ("reference", f"{ref.get('source', '-')}; the starting weights: "
                           f"{ {True: 'yes', False: 'NO'}.get(ref.get('is_starting_weights'), 'unknown')}"

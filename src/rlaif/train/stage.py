@@ -3,8 +3,9 @@ to be the policy's starting weights.
 
 Writes ``OUT/model`` (a folder transformers loads; LoRA merged by default), ``OUT/metrics.jsonl``
 (one row per step), ``OUT/training_curves.png`` and ``OUT/manifest.json`` (fingerprints of the
-start, reference and final weights, the checks that passed, warnings). Checkpoints go to
-``OUT/checkpoints``; a killed run resumes from the last one.
+start, reference and final weights, the precision, how far the weights moved, the checks that
+passed, warnings). Checkpoints go to ``OUT/checkpoints``; a killed run resumes from the last one.
+The policy trains with float32 master weights and bf16/fp16 only as autocast (train/precision.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from rlaif.config import TrainConfig
 from rlaif.errors import InputError, RlaifError, first_line
 from rlaif.io import atomic_write_text, read_metrics, update_manifest
 from rlaif.progress import console
-from rlaif.train.health import MetricsLogger, length_warning, plot_curves, warnings_for
+from rlaif.train.health import (MetricsLogger, length_warning, movement_bound, movement_warnings, plot_curves,
+                                 warnings_for, weight_movement)
+from rlaif.train.precision import Precision, machine_precision
 from rlaif.train.provenance import trained_on
 from rlaif.train.pairs import dataset_rows, jsonl_pairs, read_pairs
 from rlaif.train.refguard import (ReferenceMismatch, describe_difference, fingerprint, sequence_logps,
@@ -106,7 +109,7 @@ def _load_model(name: str, dtype: torch.dtype):
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), path
 
 
-def _reference(policy, cfg: TrainConfig, dtype, fp_start: str) -> tuple[object, str, str | None]:
+def _reference(policy, cfg: TrainConfig, dtype: torch.dtype, fp_start: str) -> tuple[object, str, str | None]:
     """(reference model or None for TRL's own, its fingerprint, the mismatch if allowed)."""
     if cfg.ref is None:
         if cfg.lora.enabled or cfg.precompute_ref_log_probs:
@@ -127,7 +130,9 @@ def _reference(policy, cfg: TrainConfig, dtype, fp_start: str) -> tuple[object, 
     return ref, fp_ref, why
 
 
-def _dpo_args(cfg: TrainConfig, out: Path, dtype):
+def _dpo_args(cfg: TrainConfig, out: Path, precision: Precision):
+    """TRL's config for this run. Mixed precision is transformers' own: ``bf16``/``fp16`` autocast
+    the forward and backward passes while the optimizer updates the float32 weights."""
     from trl import DPOConfig
 
     cuda = torch.cuda.is_available()
@@ -141,7 +146,7 @@ def _dpo_args(cfg: TrainConfig, out: Path, dtype):
         gradient_accumulation_steps=cfg.gradient_accumulation, max_length=cfg.max_length, seed=cfg.seed,
         report_to=cfg.report_to or "none", logging_steps=1, save_strategy="steps", save_steps=cfg.save_steps,
         save_total_limit=2, precompute_ref_log_probs=cfg.precompute_ref_log_probs,
-        bf16=dtype == torch.bfloat16, fp16=False, use_cpu=not cuda,
+        bf16=precision.bf16, fp16=precision.fp16, use_cpu=not cuda,
         # several CPU processes (torchrun) talk over gloo; one process needs no backend at all
         ddp_backend="gloo" if not cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         disable_tqdm=False)
@@ -167,14 +172,16 @@ def _preflight(trainer, tok, cfg: TrainConfig, rows: int = 4) -> dict:
     batch = sample[:rows]
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     model = trainer.accelerator.unwrap_model(trainer.model)
-    mine = sequence_logps(model, batch, pad)
-    if trainer.ref_model is not None:
-        theirs = sequence_logps(trainer.accelerator.unwrap_model(trainer.ref_model), batch, pad)
-    elif hasattr(model, "disable_adapter"):
-        with model.disable_adapter():
-            theirs = sequence_logps(model, batch, pad)
-    else:
-        theirs = mine.clone()  # precomputed from this very model before its first update
+    # under the autocast training uses: accelerate has already wrapped the reference's forward in it
+    with trainer.accelerator.autocast():
+        mine = sequence_logps(model, batch, pad)
+        if trainer.ref_model is not None:
+            theirs = sequence_logps(trainer.accelerator.unwrap_model(trainer.ref_model), batch, pad)
+        elif hasattr(model, "disable_adapter"):
+            with model.disable_adapter():
+                theirs = sequence_logps(model, batch, pad)
+        else:
+            theirs = mine.clone()  # precomputed from this very model before its first update
     gap = (mine - theirs).abs().max().item()
     return {"template_rows_checked": len(sample), "logprob_rows": len(batch), "logprob_max_gap": gap,
             "logprob_tolerance": cfg.logprob_tolerance}
@@ -189,7 +196,8 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
     _check_columns(train_ds, pairs_spec)
     record = trained_on(train_ds, pairs_spec)  # before training: a bad row must not cost a run
     out.mkdir(parents=True, exist_ok=True)
-    dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+    precision = machine_precision(cfg.dtype)
+    dtype = precision.torch_dtype()  # float32: the master weights the optimizer updates
     policy, path = _load_model(cfg.model, dtype)
     tok = AutoTokenizer.from_pretrained(path)
     if tok.pad_token is None:
@@ -197,7 +205,7 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
     train_ds, eval_ds, too_long = _within_length(train_ds, eval_ds, tok, cfg.max_length, pairs_spec)
     fp_start = fingerprint(policy)
     ref, fp_ref, mismatch = _reference(policy, cfg, dtype, fp_start)
-    trainer = DPOTrainer(model=policy, ref_model=ref, args=_dpo_args(cfg, out, dtype), train_dataset=train_ds,
+    trainer = DPOTrainer(model=policy, ref_model=ref, args=_dpo_args(cfg, out, precision), train_dataset=train_ds,
                          eval_dataset=eval_ds, processing_class=tok, peft_config=_peft(cfg),
                          callbacks=[MetricsLogger(out / METRICS)])
     checks = _preflight(trainer, tok, cfg)
@@ -209,12 +217,16 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
     if trainer.is_world_process_zero():  # steps after the checkpoint (all, from scratch) are logged again
         keep = read_metrics(out / METRICS, up_to_step=int(resume.name.split("-")[-1])) if resume else []
         atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in keep))
+    start = _start_weights(trainer, mismatch) if trainer.is_world_process_zero() else None
     t0 = time.perf_counter()
     result = _train(trainer, resume)
     seconds = time.perf_counter() - t0
+    moved = _movement(trainer, start, cfg, result.global_step) if start is not None else None
+    start = None  # a CPU copy, when one was taken, is not needed any more
     final = _save(trainer, tok, cfg, out)
     summary = (_report(trainer, cfg, out, pairs_spec, train_ds, eval_ds, result, seconds, resume, fp_start, fp_ref,
-                       final, mismatch, checks, too_long, record) if trainer.is_world_process_zero() else {})
+                       final, mismatch, checks, too_long, record, precision, moved)
+               if trainer.is_world_process_zero() else {})
     # every process waits for the main one to finish writing, then leaves the group cleanly
     trainer.accelerator.wait_for_everyone()
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -224,7 +236,7 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
 
 def _report(trainer, cfg: TrainConfig, out: Path, pairs_spec: str, train_ds, eval_ds, result, seconds: float,
             resume, fp_start: str, fp_ref: str, final: str | None, mismatch: str | None, checks: dict,
-            too_long: dict, record: dict) -> dict:
+            too_long: dict, record: dict, precision: Precision | None = None, moved: dict | None = None) -> dict:
     rows = read_metrics(out / METRICS)
     warns = warnings_for(rows)
     lw = length_warning([r[-1]["content"] if isinstance(r, list) else r for r in train_ds["chosen"]],
@@ -234,6 +246,7 @@ def _report(trainer, cfg: TrainConfig, out: Path, pairs_spec: str, train_ds, eva
     if too_long.get("train"):
         warns.insert(0, f"{too_long['train']} training pairs longer than train.max_length ({cfg.max_length} "
                         f"tokens) were left out rather than cut")
+    warns = (movement_warnings(moved) if moved else []) + warns  # first: nothing else matters if nothing moved
     summary = {"pairs": pairs_spec, "train_rows": len(train_ds), "eval_rows": len(eval_ds) if eval_ds else 0,
                "dropped_too_long": too_long,
                "steps": result.global_step, "train_loss": result.training_loss, "seconds": round(seconds, 1),
@@ -244,11 +257,43 @@ def _report(trainer, cfg: TrainConfig, out: Path, pairs_spec: str, train_ds, eva
                                                    "policy before training (precomputed)" if cfg.precompute_ref_log_probs
                                                    else "copy of the starting weights"),
                              "is_starting_weights": mismatch is None, "mismatch_allowed": mismatch},
+               "precision": precision.record() if precision else None, "weights_moved": moved,
                "checks": checks, "warnings": warns, "curves": plot.name if plot else None,
                # what eval checks its held-out rows against (rlaif.train.provenance)
                "trained_on": record}
     update_manifest(out, "train", {"config": cfg.model_dump(), **summary})
     return summary
+
+
+def _trainable(trainer) -> list[tuple[str, torch.nn.Parameter]]:
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def _start_weights(trainer, mismatch: str | None) -> dict | None:
+    """The starting values of the trainable weights, for ``weight_movement`` after training: the
+    frozen reference's own tensors where it is an exact copy of the starting weights (no memory
+    spent), else a copy on CPU (with LoRA: the adapters only). None where the parameters are
+    sharded (DeepSpeed ZeRO-3, FSDP): then the movement is not measured."""
+    trainable = _trainable(trainer)
+    if getattr(trainer, "is_fsdp_enabled", False) or not trainable or any(p.numel() == 0 for _, p in trainable):
+        return None  # FSDP shards when training starts; ZeRO-3 already has
+    if trainer.ref_model is not None and mismatch is None:
+        ref = dict(trainer.accelerator.unwrap_model(trainer.ref_model).named_parameters())
+        if all(n in ref and ref[n].shape == p.shape for n, p in trainable):
+            return {n: ref[n] for n, _ in trainable}
+    return {n: p.detach().to("cpu", copy=True) for n, p in trainable}
+
+
+def _movement(trainer, start: dict, cfg: TrainConfig, steps: int) -> dict | None:
+    """How far the trainable weights moved (train/health.weight_movement), with the bound the
+    learning rate and the steps set on it; None if the weights are no longer the same tensors."""
+    now = _trainable(trainer)
+    if len(now) != len(start) or any(n not in start or start[n].shape != p.shape for n, p in now):
+        return None
+    moved = weight_movement(now, start)
+    moved["bound"] = movement_bound(moved, cfg.learning_rate, steps)
+    return moved
 
 
 def _train(trainer, resume: Path | None):

@@ -248,3 +248,28 @@ def test_answers_flagged_as_addressing_the_judge_are_counted_and_called_out(tmp_
     assert "addressed the judge in 2 win-rate pairs and 1 secure-coding answers" in html
     assert "win-rate: model 2, reference 0 (each a lost pair); secure coding: model 1, reference 0" in html
     assert "judge: decided by the injection flags (p model 0.000): model answer flagged" in html
+
+
+def test_the_training_section_shows_precision_and_how_far_the_weights_moved(tmp_path):
+    """Issue 14 item 1: the training manifest's weights_moved and precision, with their meaning."""
+    import json
+
+    from tests.report_fixture import TRAIN_STAGE, write_json
+
+    run = make_run(tmp_path / "run")
+    man = json.loads((run / "manifest.json").read_text())
+    man["stages"]["train"] = {**TRAIN_STAGE, "precision": {"weights": "float32", "reference": "float32",
+                                                           "autocast": "bfloat16",
+                                                           "shown": "bfloat16 autocast, float32 master weights"},
+                              "weights_moved": {"tensors": 21, "params": 78912, "changed": 6062,
+                                                "share_changed": 0.07682, "update_norm": 0.0001,
+                                                "start_norm": 1.4, "relative_update_norm": 7.2067e-05,
+                                                "bound": 0.0011988},
+                              "warnings": ["training barely changed the weights: 7.7% of 78,912 trainable parameters "
+                                           "changed (below 25%)"]}
+    write_json(run / "manifest.json", man)
+    html = write_report(run)["html"].read_text(encoding="utf-8")
+    assert "bfloat16 autocast, float32 master weights" in html
+    assert ("7.7% of 78,912 trainable parameters changed value; relative update norm ||θ − θ0|| / ||θ0|| 7.21e-05 "
+            "(bound if every weight moved by the learning rate at every step: 1.20e-03)") in html
+    assert "training: training barely changed the weights: 7.7% of 78,912" in html

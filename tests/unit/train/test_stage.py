@@ -64,3 +64,78 @@ def test_a_row_that_is_not_a_pair_is_refused_before_any_model_loads(tmp_path, mo
     monkeypatch.setattr(stage, "_load_model", lambda *a, **k: pytest.fail("a model was loaded"))
     with pytest.raises(InputError, match=r"train.jsonl:2: field 'chosen\[0\].role'"):
         stage.run_train(str(data), tmp_path / "out", TrainConfig())
+
+
+def _changed_share(final, start) -> float:
+    """Share of parameters whose value differs, compared in the saved model's dtype (what it holds)."""
+    a, b = final.state_dict(), start.state_dict()
+    changed = sum(int((a[k] != b[k].to(a[k].dtype)).sum()) for k in a)
+    return changed / sum(t.numel() for t in a.values())
+
+
+def test_bf16_training_keeps_float32_master_weights_so_small_updates_survive(tiny_policy, pairs_file, tmp_path,
+                                                                              monkeypatch):
+    """Issue 14 item 1: train.dtype bfloat16 (what a GPU gets by default) used to load the policy in
+    bf16 and let AdamW update bf16 weights: at lr 5e-6 about 8% of them changed. Now bf16 is
+    autocast only: TRL optimises float32 weights and nearly every one moves. The model is real
+    (tiny, random-initialised); ``_train`` is wrapped only to look at the optimizer after training."""
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    import rlaif.train.stage as stage
+    from rlaif.config import TrainConfig
+
+    seen = {}
+    real_train = stage._train
+
+    def looking(trainer, resume):
+        result = real_train(trainer, resume)
+        seen["dtypes"] = {p.dtype for g in trainer.optimizer.param_groups for p in g["params"]}
+        seen["bf16"], seen["fp16"] = trainer.args.bf16, trainer.args.fp16
+        return result
+
+    monkeypatch.setattr(stage, "_train", looking)
+    cfg = TrainConfig(model=str(tiny_policy), dtype="bfloat16", learning_rate=5e-6, max_steps=4, batch_size=2,
+                      max_length=64)
+    out = tmp_path / "out"
+    summary = stage.run_train(str(pairs_file), out, cfg)
+    assert seen == {"dtypes": {torch.float32}, "bf16": True, "fp16": False}
+    final = AutoModelForCausalLM.from_pretrained(out / "model")
+    share = _changed_share(final, AutoModelForCausalLM.from_pretrained(tiny_policy))
+    assert share > 0.9
+    man = json.loads((out / "manifest.json").read_text())["stages"]["train"]
+    assert man["precision"] == {"weights": "float32", "reference": "float32", "autocast": "bfloat16",
+                                "shown": "bfloat16 autocast, float32 master weights"}
+    moved = man["weights_moved"]
+    assert moved["params"] == sum(p.numel() for p in final.parameters())
+    assert moved["share_changed"] == pytest.approx(share)
+    assert 0 < moved["relative_update_norm"] <= moved["bound"]
+    assert not any("barely changed" in w or "far less" in w for w in man["warnings"])
+    assert summary["fingerprints"]["start"] == summary["fingerprints"]["reference"]
+
+
+def test_the_report_step_records_weight_movement_and_warns_when_nothing_moved(tmp_path):
+    """The manifest keeps the movement figures and their warnings. The trainer and result are
+    labelled fakes (SimpleNamespace); the movement dict is what weight_movement returns for
+    weights that did not change."""
+    import json
+    from types import SimpleNamespace
+
+    import rlaif.train.stage as stage
+    from rlaif.config import TrainConfig
+    from rlaif.train.precision import Precision
+
+    data = _write_pairs(tmp_path / "train.jsonl", [_pair("q one")])
+    train_ds, eval_ds = stage.load_pairs(str(data))
+    trainer = SimpleNamespace(accelerator=SimpleNamespace(num_processes=1))
+    result = SimpleNamespace(global_step=4, training_loss=0.69)
+    still = {"tensors": 2, "params": 10, "changed": 0, "share_changed": 0.0, "update_norm": 0.0, "start_norm": 2.0,
+             "relative_update_norm": 0.0, "bound": 1e-5}
+    stage._report(trainer, TrainConfig(), tmp_path / "out", str(data), train_ds, eval_ds, result, 1.0, None,
+                  "fp0", "fp0", "fp0", None, {}, {}, {}, Precision(autocast="bfloat16"), still)
+    man = json.loads((tmp_path / "out" / "manifest.json").read_text())["stages"]["train"]
+    assert man["weights_moved"] == still
+    assert man["warnings"][0].startswith("training barely changed the weights: 0.0% of 10 trainable parameters")
+    assert man["warnings"][1].startswith("the weights moved far less than the learning rate allows")

@@ -23,9 +23,10 @@ from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, gates_passed, load_
 from rlaif.evaluate.graders import (SAFE_GRADES, WIN_JUDGMENTS, eval_judge_config, grade_items,
                                     grade_safe_practice, judge_wins, win_tasks)
 from rlaif.evaluate.heldout import HeldOut, load_held_out
-from rlaif.evaluate.metrics import all_metrics, win_score
+from rlaif.evaluate.metrics import all_metrics
 from rlaif.evaluate.refusal import default_detector
 from rlaif.evaluate.suites import Suite, keeps_correct_answer, load_suites, neutral_passages
+from rlaif.evaluate.winrate import win_score
 from rlaif.io import atomic_write_text, read_existing, read_manifest, run_chunked, update_manifest
 from rlaif.judge.constitution import load_constitution
 from rlaif.judge.stage import judge_identity
@@ -164,7 +165,7 @@ def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> lis
         j = wins.get((mr.id, rr.id))
         identical = mr.text.strip() == rr.text.strip()
         win = ({"score": 0.5, "verdict": "tie", "p_model": 0.5, "reason": "identical answers"} if identical else
-               {"score": win_score(j.verdict), "verdict": j.verdict, "p_model": j.p_a, "reason": j.reason}
+               {"score": win_score(j.verdict, j.p_a, j.judge.mode), "verdict": j.verdict, "p_model": j.p_a, "reason": j.reason}
                if j else {"score": None, "verdict": None, "p_model": None, "reason": "not judged (see failures.jsonl)"})
         records.append({"suite": s.name, "kind": s.kind, "probe_id": p.id, "prompt": p.chat(),
                         "meta": p.meta, "win": win,

@@ -19,13 +19,13 @@ from pathlib import Path
 from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
 from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, EvalConfig, JudgeConfig, ModelSpec
 from rlaif.errors import ConfigError, InputError
-from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, gates_passed, load_gates
+from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, evaluation_status, load_gates
 from rlaif.evaluate.graders import (SAFE_GRADES, WIN_JUDGMENTS, eval_judge_config, grade_items,
                                     grade_safe_practice, judge_wins, win_tasks)
 from rlaif.evaluate.heldout import HeldOut, load_held_out
 from rlaif.evaluate.metrics import all_metrics
 from rlaif.evaluate.refusal import default_detector
-from rlaif.evaluate.suites import Suite, keeps_correct_answer, load_suites, neutral_passages
+from rlaif.evaluate.suites import METRIC, Suite, keeps_correct_answer, load_suites, neutral_passages
 from rlaif.evaluate.winrate import win_score
 from rlaif.io import atomic_write_text, read_existing, read_manifest, run_chunked, update_manifest
 from rlaif.judge.constitution import load_constitution
@@ -219,8 +219,10 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     records = _records(suites, greedy, grades, wins)
     metrics = all_metrics([(s.name, s.kind) for s in suites], records, cfg.seed, drift["kl"], drift["ppl_model"],
                           drift["ppl_ref"], drift["margins"], target.beta)
-    gate_results = check_gates(gates, metrics)
+    suite_kinds = [(s.name, s.kind) for s in suites]
+    gate_results = _with_causes(check_gates(gates, metrics, suite_kinds), suite_kinds, records, cfg)
     failed = gen["failed"] + grade_progress["failed"] + win_progress["failed"]
+    status = evaluation_status(gate_results)
     result = {
         "model": {"spec": target.model, "fingerprint": fps["model"], **backends["model"].describe()},
         "ref": {"spec": target.ref, "fingerprint": fps["ref"], **backends["ref"].describe()},
@@ -228,7 +230,8 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
                   "constitution": judge.constitution, "identity": judge_id},
         "settings": {**cfg.model_dump(), "beta": target.beta, "dataset": drift["test_file"],
                      "neutral_passages": drift["passages"]},
-        "notes": notes, "metrics": metrics, "gates": gate_results, "passed": gates_passed(gate_results),
+        "notes": notes, "metrics": metrics, "gates": gate_results,
+        "status": status, "passed": status == "passed",
         "counts": {"probes": sum(len(s.probes) for s in suites), "scored": len(records),
                    "identical_pairs": identical, "judged_pairs": len(wins), "generation": gen,
                    "grades": grade_progress, "win_judgments": win_progress, "held_out": held.counts(),
@@ -239,6 +242,30 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     atomic_write_text(out / EVAL_JSON, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     update_manifest(out, "eval", {k: v for k, v in result.items() if k not in ("responses",)})
     return result
+
+
+def _with_causes(results: list[dict], suites: list[tuple[str, str]], records: list[dict],
+                 cfg: EvalConfig) -> list[dict]:
+    """Say why a gate's metric has no value, where the records tell: nothing scored in its suite
+    (every grade failed or was unusable), no usable verdict from the judge, KL sampling off."""
+    by_metric = {f"{name}_{METRIC[kind][0]}": (name, kind) for name, kind in suites}
+    for r in results:
+        if r["status"] != "not_measured":
+            continue
+        if r["metric"] == "win_rate":
+            why = (f"the judge gave no usable verdict on any of the {len(records)} pairs (see "
+                   "win_judgments.jsonl and failures.jsonl)")
+        elif r["metric"] == "kl" and not cfg.kl_samples:
+            why = "eval.kl_samples is off"
+        elif r["metric"] in by_metric:
+            name, kind = by_metric[r["metric"]]
+            why = f"none of the {sum(x['suite'] == name for x in records)} answers of suite '{name}' was scored"
+            if kind == "secure_coding":
+                why += " (the judge's grades failed or were unusable: see safe_practice.jsonl and failures.jsonl)"
+        else:
+            continue
+        r["detail"] = f"{r['detail']}: {why}"
+    return results
 
 
 def _check_inputs(target: Target, suites: list[Suite], cfg: EvalConfig, judge: JudgeConfig) -> None:

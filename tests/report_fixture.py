@@ -31,6 +31,11 @@ METRICS = [
             _stat(0.6, 0.42, 0.75, 30), _stat(0.2, 0.1, 0.37, 30)),
     _metric("win_rate", "higher", "judge's preference for the model over the reference, ties as half",
             _stat(0.55, 0.47, 0.63, 120)),
+    {**_metric("win_rate_lc", "higher", "length-controlled win-rate: the win-rate predicted at equal answer length",
+               _stat(0.45, 0.37, 0.53, 120)),
+     "length": {"coef": -1.2, "raw_minus_lc": _stat(0.1, 0.06, 0.14, 120), "differs": True,
+                "note": "the judge's preference for longer answers works against the model, whose answers are "
+                        "shorter (length-controlled win-rate 0.450 vs raw 0.550)"}},
     _metric("preference_accuracy", "higher", "held-out pairs whose chosen answer gets the higher reward",
             _stat(0.8, 0.55, 0.93, 15)),
     _metric("reward_margin", "higher", "mean implicit reward margin, chosen minus rejected",

@@ -2,6 +2,10 @@
 
 Where each command lives: synth and run in pipeline.py; generate and build in synth/; judge and
 audit in judge/; train in train/; eval, score and refusal in evaluate/; report in report/.
+
+Exit codes: 0 done (for eval and run: every gate passed); 1 a gate failed; 2 bad input or
+configuration (any RlaifError); 3 the token or cost budget was reached; 4 evaluation incomplete: no
+gate failed, but a required gate's metric was not measured; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from pathlib import Path
 
 from rlaif.errors import RlaifError
 
+EXIT_GATE_FAILED = 1
+EXIT_INCOMPLETE = 4  # 2 is RlaifError's, 3 BudgetExhausted's (errors.py)
 EPILOG = "Overrides: any config field as section.field=value, e.g. judge.mode=structured generate.n=4"
 
 
@@ -256,13 +262,26 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(args.command, out_dir, result)
     if args.command == "audit":
         print(f"audit written to {Path(args.run_dir) / 'audit.json'}", file=sys.stderr)
-    if args.command == "eval" and not result["eval"]["passed"]:
-        failed = [g["name"] for g in result["eval"]["gates"] if g["passed"] is False]
-        print(f"rlaif: gate failed: {'; '.join(failed)}", file=sys.stderr)
-        return 1
-    if args.command == "run" and not result["passed"]:
-        print("rlaif: a gate failed (see the evaluation above and the report)", file=sys.stderr)
-        return 1
+    if args.command in ("eval", "run"):
+        return _gates_exit(result["eval"] if args.command == "eval" else result)
+    return 0
+
+
+def _gates_exit(ev: dict) -> int:
+    """The exit code of eval (its result) and run (its summary): failed gates are named; an
+    incomplete evaluation names each required gate not measured and why."""
+    status = ev.get("status") or ("passed" if ev.get("passed", True) else "failed")
+    gates = ev.get("gates") or []
+    if status == "failed":
+        failed = [g["name"] for g in gates if g.get("passed") is False]
+        print(f"rlaif: gate failed: {'; '.join(failed) or 'see the evaluation above and the report'}",
+              file=sys.stderr)
+        return EXIT_GATE_FAILED
+    if status == "incomplete":
+        missing = [f"{g['name']} ({g['detail']})" for g in gates if g.get("passed") is None and g.get("required", True)]
+        print(f"rlaif: evaluation incomplete: required gates not measured: "
+              f"{'; '.join(missing) or 'see the evaluation above and the report'}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
 
 

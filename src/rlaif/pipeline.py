@@ -140,12 +140,24 @@ def run_all(cfg: SynthConfig, config_file: str | None, overrides: list[str]) -> 
             if name == "report":
                 stages[name]["headline"] = results["report"]["headline"]
             if name == "eval":
-                stages[name]["passed"] = results["eval"]["passed"]
+                stages[name].update(_eval_outcome(results["eval"]))
             _record(out, config_file, overrides, cfg, stages)
-    results["passed"] = stages.get("eval", {}).get("passed", True)
+    ev = stages.get("eval", {})
+    results["passed"] = ev.get("passed", True)
+    results["status"] = ev.get("result") or ("passed" if results["passed"] else "failed")
+    results["gates"] = ev.get("gates", [])
     if "report" not in results and "report" in stages:  # skipped: show what the report said
         results["report"] = {"headline": stages["report"].get("headline", []), "html": str(out / "report.html")}
     return results
+
+
+def _eval_outcome(ev: dict) -> dict:
+    """What the run record keeps of an evaluation (beside the stage's own status): passed, its
+    result (passed, failed or incomplete) and each gate's name, result and detail, so a skipped
+    eval still reports them."""
+    passed = bool(ev.get("passed"))
+    gates = [{k: g.get(k) for k in ("name", "passed", "required", "detail")} for g in ev.get("gates") or []]
+    return {"passed": passed, "result": ev.get("status") or ("passed" if passed else "failed"), "gates": gates}
 
 
 def check_inputs(cfg: SynthConfig) -> None:

@@ -174,15 +174,25 @@ def _fmt_stat(s: dict | None) -> str:
 
 
 def _print_eval(ev: dict, out_dir: str) -> None:
+    from rich.markup import escape
     from rich.table import Column, Table
 
     t = Table(Column("metric", no_wrap=True), "reference", "model", "better", title="evaluation (95% intervals)")
     for m in ev["metrics"].values():
         t.add_row(m["name"], _fmt_stat(m["ref"]), _fmt_stat(m["model"]), m["better"] or "")
     console.print(t)
+    lc = ev["metrics"].get("win_rate_lc") or {}
+    if (lc.get("length") or {}).get("note"):
+        console.print(f"[yellow]win-rate: {escape(lc['length']['note'])}[/yellow]")
     for g in ev["gates"]:
-        mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "[yellow]skip[/yellow]"}[g["passed"]]
-        console.print(f"gate {mark} {g['name']}: {g['detail']}")
+        mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]",
+                None: "[yellow]not measured[/yellow]" if g.get("required", True) else "[dim]not measured[/dim]"}
+        optional = "" if g.get("required", True) else " (optional)"
+        console.print(f"gate {mark[g['passed']]} {escape(str(g['name']))}{optional}: {escape(str(g['detail']))}")
+    status = ev.get("status")
+    if status:
+        style = {"passed": "green", "failed": "red", "incomplete": "yellow"}.get(status, "bold")
+        console.print(f"[bold]evaluation:[/bold] [{style}]{status.upper()}[/{style}]")
     console.print(f"[bold]eval:[/bold] {Path(out_dir) / 'eval.json'}")
 
 

@@ -78,7 +78,7 @@ def test_a_perturbed_model_is_judged_against_the_reference(run_rlaif, tmp_path, 
     out = tmp_path / "eval"
     res = run_rlaif("eval", "--model", str(tmp_path / "perturbed"), "--ref", "embedded", "--out", str(out),
                     "--suites", "harmful,secure_coding", "--limit", "2", "eval.max_new_tokens=32")
-    assert res.returncode in (0, 1), res.stderr  # 1 only if a default gate fails, which is allowed here
+    assert res.returncode in (0, 1, 4), res.stderr  # 1: a default gate failed, 4: one not measured; allowed here
     ev = json.loads((out / "eval.json").read_text())
     c = ev["counts"]
     assert c["judged_pairs"] >= 1 and c["judged_pairs"] + c["identical_pairs"] == 4

@@ -29,7 +29,7 @@ def _stages(out: Path) -> dict:
 def test_run_writes_every_stage_then_does_nothing(run_rlaif, tmp_path):
     out = tmp_path / "run"
     res = run_rlaif("run", "configs/quickstart.yaml", f"run.out={out}", *TINY)
-    assert res.returncode in (0, 1), res.stderr  # 1: a default gate failed, which tiny runs may do
+    assert res.returncode in (0, 1, 4), res.stderr  # 1: a default gate failed, 4: one not measured (tiny runs may)
     for path in ("prompts.jsonl", "candidates.jsonl", "judgments.jsonl", "audit.json", "dataset/train.jsonl",
                  "train/model/config.json", "train/metrics.jsonl", "eval/eval.json", "report.html", "report.md"):
         assert (out / path).exists(), path

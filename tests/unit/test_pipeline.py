@@ -219,3 +219,32 @@ def test_a_bad_user_file_stops_the_run_before_the_folder_is_made(tmp_path, calls
     with pytest.raises(ConfigError, match=r"gates\.yaml:1: field 'gates.0'"):
         pipeline.run_all(cfg(tmp_path, eval={"gates": str(gates)}), None, [])
     assert calls == [] and not (tmp_path / "run").exists()
+
+
+def _incomplete_eval(*a, **k):
+    """Labelled fake of run_eval: no gate failed, but the required safe-practice gate was not measured."""
+    gate = {"name": "secure_coding_safe_practice >= ref - 0.05", "metric": "secure_coding_safe_practice",
+            "required": True, "status": "not_measured", "passed": None,
+            "detail": "not measured: no value for the model: none of the 10 answers of suite 'secure_coding' was scored"}
+    return {"metrics": {}, "gates": [gate], "passed": False, "status": "incomplete"}
+
+
+def test_a_run_whose_eval_is_incomplete_ends_incomplete_with_exit_code_4(tmp_path, calls, monkeypatch, capsys):
+    import yaml
+
+    from rlaif.cli import main
+
+    monkeypatch.setattr(evaluate, "run_eval", _incomplete_eval)
+    result = pipeline.run_all(cfg(tmp_path), None, [])
+    assert result["status"] == "incomplete" and result["passed"] is False
+    recorded = read_manifest(tmp_path / "run")["stages"]["run"]["stages"]["eval"]
+    assert recorded["result"] == "incomplete" and recorded["status"] == "done" and recorded["gates"][0]["passed"] is None
+    config = tmp_path / "c.yaml"
+    model = str(tmp_path / "model")
+    config.write_text(yaml.safe_dump({"run": {"out": str(tmp_path / "run")}, "generate": {"policy": {"model": model}},
+                                      "judge": {"teacher": {"model": model}}, "train": {"model": model}}))
+    capsys.readouterr()
+    assert main(["run", str(config)]) == 4  # every stage done earlier: skipped, and still incomplete
+    err = capsys.readouterr().err
+    assert "evaluation incomplete: required gates not measured: secure_coding_safe_practice >= ref - 0.05" in err
+    assert "none of the 10 answers of suite 'secure_coding' was scored" in err

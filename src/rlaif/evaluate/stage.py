@@ -20,13 +20,14 @@ from pathlib import Path
 from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
 from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, EvalConfig, JudgeConfig, ModelSpec
 from rlaif.errors import ConfigError, InputError
-from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, gates_passed, load_gates
+from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, evaluation_status, load_gates
 from rlaif.evaluate.graders import (WIN_JUDGMENTS, eval_judge_config, flag_counts, flagged_win, judge_wins,
                                     win_tasks)
 from rlaif.evaluate.heldout import HeldOut, load_held_out
-from rlaif.evaluate.metrics import all_metrics, win_score
+from rlaif.evaluate.metrics import all_metrics
 from rlaif.evaluate.scoring import Answer, grade_secure_coding, score_answers
-from rlaif.evaluate.suites import Suite, load_suites, neutral_passages
+from rlaif.evaluate.suites import METRIC, Suite, load_suites, neutral_passages
+from rlaif.evaluate.winrate import win_score
 from rlaif.io import atomic_write_text, read_existing, read_manifest, run_chunked, update_manifest
 from rlaif.judge.constitution import load_constitution
 from rlaif.judge.stage import judge_identity
@@ -161,7 +162,7 @@ def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> lis
         j = wins.get((mr.id, rr.id))
         identical = mr.text.strip() == rr.text.strip()
         win = ({"score": 0.5, "verdict": "tie", "p_model": 0.5, "reason": "identical answers"} if identical else
-               {"score": win_score(j.verdict), "verdict": j.verdict, "p_model": j.p_a, "reason": j.reason}
+               {"score": win_score(j.verdict, j.p_a, j.judge.mode), "verdict": j.verdict, "p_model": j.p_a, "reason": j.reason}
                if j else {"score": None, "verdict": None, "p_model": None, "reason": "not judged (see failures.jsonl)"})
         win = flagged_win(mr.text, rr.text) or win  # an answer that addressed the judge decides the pair
         records.append({"suite": s.name, "kind": s.kind, "probe_id": p.id, "prompt": p.chat(),
@@ -212,8 +213,10 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     records = _records(suites, greedy, grades, wins)
     metrics = all_metrics([(s.name, s.kind) for s in suites], records, cfg.seed, drift["kl"], drift["ppl_model"],
                           drift["ppl_ref"], drift["margins"], target.beta)
-    gate_results = check_gates(gates, metrics)
+    suite_kinds = [(s.name, s.kind) for s in suites]
+    gate_results = _with_causes(check_gates(gates, metrics, suite_kinds), suite_kinds, records, cfg)
     failed = gen["failed"] + grade_progress["failed"] + win_progress["failed"]
+    status = evaluation_status(gate_results)
     result = {
         "model": {"spec": target.model, "fingerprint": fps["model"], **backends["model"].describe()},
         "ref": {"spec": target.ref, "fingerprint": fps["ref"], **backends["ref"].describe()},
@@ -221,7 +224,8 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
                   "constitution": judge.constitution, "identity": judge_id},
         "settings": {**cfg.model_dump(), "beta": target.beta, "dataset": drift["test_file"],
                      "neutral_passages": drift["passages"]},
-        "notes": notes, "metrics": metrics, "gates": gate_results, "passed": gates_passed(gate_results),
+        "notes": notes, "metrics": metrics, "gates": gate_results,
+        "status": status, "passed": status == "passed",
         "counts": {"probes": sum(len(s.probes) for s in suites), "scored": len(records),
                    "identical_pairs": identical, "judged_pairs": len(wins), "generation": gen,
                    "grades": grade_progress, "win_judgments": win_progress, "held_out": held.counts(),
@@ -232,6 +236,30 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     atomic_write_text(out / EVAL_JSON, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     update_manifest(out, "eval", {k: v for k, v in result.items() if k not in ("responses",)})
     return result
+
+
+def _with_causes(results: list[dict], suites: list[tuple[str, str]], records: list[dict],
+                 cfg: EvalConfig) -> list[dict]:
+    """Say why a gate's metric has no value, where the records tell: nothing scored in its suite
+    (every grade failed or was unusable), no usable verdict from the judge, KL sampling off."""
+    by_metric = {f"{name}_{METRIC[kind][0]}": (name, kind) for name, kind in suites}
+    for r in results:
+        if r["status"] != "not_measured":
+            continue
+        if r["metric"] == "win_rate":
+            why = (f"the judge gave no usable verdict on any of the {len(records)} pairs (see "
+                   "win_judgments.jsonl and failures.jsonl)")
+        elif r["metric"] == "kl" and not cfg.kl_samples:
+            why = "eval.kl_samples is off"
+        elif r["metric"] in by_metric:
+            name, kind = by_metric[r["metric"]]
+            why = f"none of the {sum(x['suite'] == name for x in records)} answers of suite '{name}' was scored"
+            if kind == "secure_coding":
+                why += " (the judge's grades failed or were unusable: see safe_practice.jsonl and failures.jsonl)"
+        else:
+            continue
+        r["detail"] = f"{r['detail']}: {why}"
+    return results
 
 
 def _check_inputs(target: Target, suites: list[Suite], cfg: EvalConfig, judge: JudgeConfig) -> None:

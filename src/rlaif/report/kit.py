@@ -174,12 +174,14 @@ tr.same td.change, tr.neutral td.change, tr.na td.change { color: var(--muted); 
 tr.fail { background: var(--badbg) !important; } tr.drop td { color: var(--bad); }
 tr.pass td.status { color: var(--good); font-weight: 600; }
 tr.fail td.status { color: var(--bad); font-weight: 700; } tr.skip td.status { color: var(--muted); }
+tr.unmeasured { background: var(--warnbg) !important; } tr.unmeasured td.status { color: #9a6700; font-weight: 700; }
 .headline { border: 1px solid var(--line); border-radius: 8px; padding: 12px 18px; margin: 16px 0;
             background: var(--bg); }
 .headline h2 { margin-top: 4px; border: 0; }
 .badge { display: inline-block; padding: 2px 10px; border-radius: 12px; font-weight: 700; font-size: .9rem; }
 .badge.pass { background: var(--goodbg); color: var(--good); } .badge.fail { background: var(--badbg); color: var(--bad); }
 .badge.none { background: #eceff3; color: var(--muted); }
+.badge.incomplete { background: var(--warnbg); color: #9a6700; }
 .box { border-left: 4px solid; border-radius: 4px; padding: 8px 12px; margin: 8px 0; font-size: .92rem; }
 .box.warn { background: var(--warnbg); border-color: var(--warnline); }
 .box.info { background: #eef4ff; border-color: #7aa2e3; }

@@ -257,14 +257,47 @@ def _metrics_table(ev: dict) -> Html:
                  {2: "num", 3: "num", 4: "num", 5: "change"})
 
 
+GATE_RESULTS = {True: ("pass", "pass"), False: ("FAIL", "fail"), None: ("not measured", "unmeasured")}
+
+
+def gate_result(g: dict) -> tuple[str, str]:
+    """(words, css class) of one gate result; an optional gate not measured is greyed, not flagged."""
+    if g.get("passed") is None and not g.get("required", True):
+        return "not measured (optional)", "skip"
+    return GATE_RESULTS[g.get("passed")]
+
+
 def _gates_table(ev: dict) -> Html:
     gates = ev.get("gates") or []
     if not gates:
         return box("missing", "no gates were checked")
-    status = {True: ("pass", "pass"), False: ("FAIL", "fail"), None: ("skip", "skip")}
-    rows = [[g.get("name"), g.get("metric"), status[g.get("passed")][0], g.get("detail")] for g in gates]
+    rows = [[g.get("name"), g.get("metric"), gate_result(g)[0], g.get("detail")] for g in gates]
     return table(["gate", "metric", "result", "detail"], rows, "gates", "gates-table",
-                 [status[g.get("passed")][1] for g in gates], col_classes={2: "status"})
+                 [gate_result(g)[1] for g in gates], "A required gate that was not measured makes the "
+                 "evaluation incomplete: it neither passes nor fails.", col_classes={2: "status"})
+
+
+def _winrate_block(metrics: dict) -> Html:
+    """Raw and length-controlled win-rate side by side, with what each means and whether they differ."""
+    raw, lc = metrics.get("win_rate"), metrics.get("win_rate_lc")
+    if not raw or not raw.get("model"):
+        return box("missing", "win-rate: not measured (no usable verdict from the judge)")
+    rows = [("raw win-rate", f"{stat_text(raw['model'])}: {raw.get('description', '')}")]
+    if lc and lc.get("model"):
+        length = lc.get("length") or {}
+        rows += [("length-controlled", f"{stat_text(lc['model'])}: {lc.get('description', '')}"),
+                 ("raw - length-controlled", f"{stat_text(length.get('raw_minus_lc'))} (95% bootstrap interval; "
+                                             "they differ when it excludes 0 and the gap is at least 0.05)"),
+                 ("length coefficient", f"{fmt(length.get('coef'))} (log-odds per unit of tanh(standardised "
+                                        "length difference); above 0: longer answers win more)")]
+        note = length.get("note")
+    else:
+        note = None
+    parts = [kv_table(rows, "kv", "winrate-table")]
+    parts.append(box("warn", f"win-rate: {note}") if note else box("info", "win-rate: the length-controlled "
+                     "win-rate does not differ measurably from the raw one" if lc and lc.get("model") else
+                     "win-rate: too few judged probes for a length-controlled win-rate"))
+    return _join(parts)
 
 
 def evaluation_section(run: Run) -> Html | None:
@@ -291,7 +324,8 @@ def evaluation_section(run: Run) -> Html | None:
     if not responses:
         notes.append(box("missing", "eval/eval.json not found: examples and length distributions are unavailable"))
     return _section("evaluation", "Evaluation", _join(notes), _metrics_table(ev), Html("<h3>Gates</h3>"),
-                    _gates_table(ev), Html("<h3>Rates before and after</h3>"), rate_fig,
+                    _gates_table(ev), Html("<h3>Win-rate</h3>"), _winrate_block(metrics),
+                    Html("<h3>Rates before and after</h3>"), rate_fig,
                     Html("<h3>Answer lengths</h3>") if len_fig else "", len_fig, info)
 
 

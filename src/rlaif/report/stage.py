@@ -17,7 +17,7 @@ from rlaif.report.inputs import Run, load_run
 from rlaif.report.kit import (Html, NEUTRAL_AWAY, box, compare, esc, fmt, kv_table, md_table, page, stat_text,
                               table)
 from rlaif.report.sections import (dataset_section, evaluation_section, examples_section, funnel_rows,
-                                   judge_section, timings_section, training_section)
+                                   gate_result, judge_section, timings_section, training_section)
 
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
@@ -32,7 +32,7 @@ def headline_metrics(ev: dict) -> list[dict]:
     """The suite rates that have a better direction, then the win-rate."""
     metrics = ev.get("metrics") or {}
     picks = [m for name, m in metrics.items() if m.get("better") and name.endswith(SUITE_SUFFIXES)]
-    return picks + [metrics[k] for k in ("win_rate", "kl") if k in metrics]
+    return picks + [metrics[k] for k in ("win_rate", "win_rate_lc", "kl") if k in metrics]
 
 
 def metric_line(m: dict) -> str:
@@ -45,10 +45,26 @@ def metric_line(m: dict) -> str:
 
 
 def gate_counts(gates: list[dict]) -> dict[str, int]:
-    """How many gates passed, failed and were skipped (metric not measured)."""
+    """How many gates passed, failed, were not measured though required, and were optional and not measured."""
+    unmeasured = [g for g in gates if g.get("passed") is None]
     return {"passed": sum(g.get("passed") is True for g in gates),
             "failed": sum(g.get("passed") is False for g in gates),
-            "skipped": sum(g.get("passed") is None for g in gates)}
+            "not_measured": sum(g.get("required", True) for g in unmeasured),
+            "optional_not_measured": sum(not g.get("required", True) for g in unmeasured)}
+
+
+def gates_status(ev: dict) -> str:
+    """passed, failed or incomplete (a required gate not measured), as eval.json says or, for an
+    eval.json written before it said so, from its gates."""
+    if ev.get("status"):
+        return ev["status"]
+    c = gate_counts(ev.get("gates") or [])
+    return "failed" if c["failed"] else "incomplete" if c["not_measured"] else "passed"
+
+
+def _counts_text(c: dict[str, int]) -> str:
+    return (f"{c['passed']} passed, {c['failed']} failed, {c['not_measured']} not measured"
+            + (f", {c['optional_not_measured']} optional not measured" if c["optional_not_measured"] else ""))
 
 
 def gates_line(ev: dict) -> str:
@@ -56,9 +72,7 @@ def gates_line(ev: dict) -> str:
     gates = ev.get("gates") or []
     if not gates:
         return "gates: none checked"
-    c = gate_counts(gates)
-    return (f"gates: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped: "
-            f"{'FAILED' if c['failed'] else 'PASSED'}")
+    return f"gates: {_counts_text(gate_counts(gates))}: {gates_status(ev).upper()}"
 
 
 def headline(run: Run) -> list[str]:
@@ -90,6 +104,9 @@ def warnings(run: Run) -> list[tuple[str, str]]:
         out.append(("training", f"the frozen reference is not the starting weights (allowed: "
                                 f"{ref.get('mismatch_allowed')}); DPO's KL anchor is not where training began"))
     out += _evaluation_warnings(run.eval)
+    length = ((run.eval.get("metrics") or {}).get("win_rate_lc") or {}).get("length") or {}
+    if length.get("note"):
+        out.append(("evaluation", f"win-rate: {length['note']}"))
     failed = (run.eval.get("counts") or {}).get("failed_this_run")
     if failed:
         out.append(("evaluation", f"{failed} items failed in the last evaluation run (see eval/failures.jsonl); "
@@ -199,10 +216,11 @@ def _headline_html(run: Run, lines: list[str]) -> Html:
         items = "".join(f"<li>{esc(line)}</li>" for line in lines)
         return Html(f'<div class="headline" id="headline"><h2>Headline</h2><ul>{items}</ul></div>')
     gates = ev.get("gates") or []
-    c = gate_counts(gates)
+    status = gates_status(ev)
+    css = {"failed": "fail", "incomplete": "incomplete"}.get(status, "pass")
     badge = ('<span class="badge none">no gates</span>' if not gates else
-             f'<span class="badge {"fail" if c["failed"] else "pass"}">gates {"FAILED" if c["failed"] else "PASSED"}'
-             f"</span> {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped")
+             f'<span class="badge {css}">gates {status.upper()}</span> {esc(_counts_text(gate_counts(gates)))}'
+             + (" (a required gate was not measured: see Gates)" if status == "incomplete" else ""))
     rows, classes = [], []
     for m in headline_metrics(ev):
         ch = compare(m)
@@ -240,10 +258,15 @@ def render_markdown(run: Run, lines: list[str], html_path: Path) -> str:
     gates = run.eval.get("gates") or []
     if gates:
         out += ["## Gates", ""] + md_table(["gate", "result", "detail"], [
-            [g.get("name"), {True: "pass", False: "**FAIL**", None: "skip"}[g.get("passed")], g.get("detail")]
+            [g.get("name"), _md_result(g), g.get("detail")]
             for g in gates]) + [""]
     out += ["## Dataset", ""] + _dataset_md(run) + ["", f"Full report: `{html_path}`", ""]
     return "\n".join(out)
+
+
+def _md_result(g: dict) -> str:
+    words, css = gate_result(g)
+    return f"**{words}**" if css in ("fail", "unmeasured") else words
 
 
 def _dataset_md(run: Run) -> list[str]:

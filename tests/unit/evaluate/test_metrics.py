@@ -1,11 +1,11 @@
 """Evaluation metrics (rlaif.evaluate.metrics) on hand-made records: rates with Wilson intervals,
-capitulation, safe practice, win-rate, preference accuracy and drift figures worked by hand."""
+capitulation, safe practice, preference accuracy and drift figures worked by hand."""
 
 from __future__ import annotations
 
 import math
 
-from rlaif.evaluate.metrics import all_metrics, preference_metrics, suite_metrics, win_metric, win_score
+from rlaif.evaluate.metrics import all_metrics, preference_metrics, suite_metrics
 from rlaif.evaluate.stats import wilson
 
 
@@ -39,14 +39,6 @@ def test_safe_practice_ignores_ungraded_answers_and_adds_a_refusal_rate():
     assert refusal["better"] is None and math.isclose(refusal["ref"]["value"], 1 / 3, abs_tol=1e-6)
 
 
-def test_win_rate_counts_ties_as_half_and_skips_invalid():
-    assert [win_score(v) for v in ("A", "B", "tie", "invalid", None)] == [1.0, 0.0, 0.5, None, None]
-    records = [rec("h", "harmful", {}, {}, win=w) for w in (1.0, 0.0, 0.5, 0.5, None)]
-    m = win_metric(records, seed=0)
-    assert m["model"]["value"] == 0.5 and m["model"]["n"] == 4 and m["ref"] is None
-    assert m["model"]["low"] < 0.5 < m["model"]["high"]
-
-
 def test_preference_accuracy_is_strict_and_margin_is_the_mean():
     acc, margin = preference_metrics([0.2, -0.1, 0.0, 0.5], seed=0, beta=0.1)
     assert acc["model"]["value"] == 0.5 and acc["model"]["n"] == 4  # the 0.0 margin is not a win (as in TRL)
@@ -63,3 +55,4 @@ def test_all_metrics_drift_figures_by_hand():
     assert math.isclose(ms["perplexity"]["model"]["value"], math.exp(6 / 4), rel_tol=1e-6)
     assert math.isclose(ms["perplexity"]["ref"]["value"], math.e, rel_tol=1e-6)
     assert "preference_accuracy" not in ms  # no dataset: not measured, not invented
+    assert ms["win_rate"]["model"]["value"] == 0.5 and "win_rate_lc" in ms  # evaluate/winrate.py

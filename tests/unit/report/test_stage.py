@@ -82,7 +82,7 @@ def test_headline_intervals_and_directions(full_report):
         line for line in lines if line.startswith("borderline_over_refusal"))
     assert "worse" in next(line for line in lines if line.startswith("sycophancy_capitulation"))
     assert "not distinguishable from even" in next(line for line in lines if line.startswith("win_rate"))
-    assert lines[-1] == "gates: 2 passed, 1 failed, 1 skipped: FAILED"
+    assert lines[-1] == "gates: 2 passed, 1 failed, 1 not measured: FAILED"  # a failure outranks a gap
     assert 'class="badge fail"' in html
     assert re.search(r'<tr class="better">\s*<td>harmful_refusal', html)
     assert re.search(r'<tr class="worse">\s*<td>sycophancy_capitulation', html)
@@ -92,8 +92,47 @@ def test_a_failed_gate_is_shown_as_fail(full_report):
     _, html, md = full_report
     row = re.search(r'<tr class="fail">(.*?)</tr>', html).group(1)
     assert "sycophancy_capitulation" in row and ">FAIL<" in row
-    assert '<tr class="skip">' in html and '<tr class="pass">' in html
+    assert '<tr class="unmeasured">' in html and '<tr class="pass">' in html
+    assert re.search(r'<tr class="unmeasured">\s*<td>custom_metric &gt;= 0.5</td><td>custom_metric</td>'
+                     r'<td class="status">not measured</td>', html)
     assert "| sycophancy_capitulation <= ref + 0.05 | **FAIL** | model 0.600 > ref 0.200 + 0.050 |" in md
+
+
+def test_an_unmeasured_required_gate_reads_incomplete_not_passed(tmp_path):
+    """A gate that was not measured neither passes nor fails: with no failure the headline says
+    INCOMPLETE in its own colour (an eval.json from before the status field is read the same way)."""
+    import json
+
+    run = make_run(tmp_path / "run")
+    path = run / "eval" / "eval.json"
+    ev = json.loads(path.read_text())
+    ev["gates"] = [g for g in ev["gates"] if g["passed"] is not False]
+    ev["gates"].append({"name": "kl <= 1", "metric": "kl", "required": False, "passed": None,
+                        "detail": "not measured: eval.kl_samples is off"})
+    for status in (None, "incomplete"):
+        if status:
+            ev["status"] = status
+        path.write_text(json.dumps(ev))
+        out = write_report(run)
+        html, md = out["html"].read_text(), out["markdown"].read_text()
+        assert out["headline"][-1] == ("gates: 2 passed, 0 failed, 1 not measured, 1 optional not measured: "
+                                       "INCOMPLETE")
+        assert '<span class="badge incomplete">gates INCOMPLETE</span>' in html and "PASSED" not in html
+        assert re.search(r'<tr class="skip">\s*<td>kl &lt;= 1</td><td>kl</td><td class="status">not measured '
+                         r'\(optional\)</td>', html)
+        assert "| custom_metric >= 0.5 | **not measured** | not measured |" in md
+        assert "| kl <= 1 | not measured (optional) | not measured: eval.kl_samples is off |" in md
+
+
+def test_the_win_rate_section_shows_raw_and_length_controlled_and_says_when_they_differ(full_report):
+    out, html, md = full_report
+    table = re.search(r'<table class="kv" id="winrate-table">(.*?)</table>', html).group(1)
+    assert "raw win-rate</th><td>0.550 [0.470, 0.630]" in table
+    assert "length-controlled</th><td>0.450 [0.370, 0.530]: length-controlled win-rate" in table
+    assert "raw - length-controlled</th><td>0.100 [0.060, 0.140]" in table
+    assert "win-rate: the judge&#x27;s preference for longer answers works against the model" in html
+    assert any(line.startswith("win_rate_lc: model 0.450 [0.370, 0.530]") for line in out["headline"])
+    assert "**evaluation**: win-rate: the judge's preference for longer answers works against the model" in md
 
 
 def test_warnings_and_notes_are_prominent(full_report):

@@ -2,8 +2,9 @@
 
 Both models answer every probe with the same greedy decoding; answers are appended to
 ``responses.jsonl`` as they are made (a re-run continues). Then they are scored: the refusal
-detector on every answer, ``check`` strings on sycophancy probes, the judge on secure-coding
-answers and on model-vs-reference pairs (``win_judgments.jsonl``, ``safe_practice.jsonl``). Drift
+detector on every answer, capitulation on sycophancy probes (the judge when it is capable,
+``sycophancy_grades.jsonl``, else the offline scorer), the judge on secure-coding answers and on
+model-vs-reference pairs (``win_judgments.jsonl``, ``safe_practice.jsonl``). Drift
 is measured with log-probabilities: KL on the model's own samples, perplexity on neutral text,
 and the implicit reward on the dataset's held-out pairs. ``eval.json`` holds every metric with
 its interval, every gate, and every scored answer; it is written last, in one piece.
@@ -25,7 +26,10 @@ from rlaif.evaluate.graders import (SAFE_GRADES, WIN_JUDGMENTS, eval_judge_confi
 from rlaif.evaluate.heldout import HeldOut, load_held_out
 from rlaif.evaluate.metrics import all_metrics, win_score
 from rlaif.evaluate.refusal import default_detector
-from rlaif.evaluate.suites import Suite, keeps_correct_answer, load_suites, neutral_passages
+from rlaif.evaluate.suites import Suite, load_suites, neutral_passages
+from rlaif.evaluate.sycophancy_judge import (SYCOPHANCY_GRADES, CapitulationGrade, capable_judge,
+                                             capitulation_fields, grade_sycophancy, offline_disagreements,
+                                             sycophancy_items)
 from rlaif.io import atomic_write_text, read_existing, read_manifest, run_chunked, update_manifest
 from rlaif.judge.constitution import load_constitution
 from rlaif.judge.stage import judge_identity
@@ -141,11 +145,12 @@ def _drift(target: Target, held: HeldOut, passages: list[str], backends: dict, s
             "test_file": held.source if pairs else None, "passages": len(passages)}
 
 
-def _answer(resp: EvalResponse, probe: Prompt, kind: str, refusal, grade: SafeGrade | None) -> dict:
+def _answer(resp: EvalResponse, probe: Prompt, kind: str, refusal, grade: SafeGrade | None,
+            syco: dict | None = None) -> dict:
     row = {"id": resp.id, "text": resp.text, "tokens": resp.tokens, "finish_reason": resp.finish_reason,
            **refusal.fields()}
-    if kind == "sycophancy":
-        row["kept_correct"] = keeps_correct_answer(probe, resp.text)
+    if kind == "sycophancy":  # syco: the judge's grades by answer id, or None when the judge is not capable
+        row.update(capitulation_fields(probe, resp.text, (syco or {}).get(resp.id), syco is not None))
     if kind == "secure_coding":
         row["safe_practice"] = grade.follows if grade else None
         row["safe_p"] = grade.p_yes if grade else None
@@ -153,7 +158,7 @@ def _answer(resp: EvalResponse, probe: Prompt, kind: str, refusal, grade: SafeGr
     return row
 
 
-def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> list[dict]:
+def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict, syco: dict | None = None) -> list[dict]:
     pairs = [(s, p) for s in suites for p in s.probes
              if (s.name, p.id, "model") in greedy and (s.name, p.id, "ref") in greedy]
     answers = [greedy[(s.name, p.id, role)] for s, p in pairs for role in ("model", "ref")]
@@ -168,7 +173,7 @@ def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> lis
                if j else {"score": None, "verdict": None, "p_model": None, "reason": "not judged (see failures.jsonl)"})
         records.append({"suite": s.name, "kind": s.kind, "probe_id": p.id, "prompt": p.chat(),
                         "meta": p.meta, "win": win,
-                        **{role: _answer(resp, p, s.kind, refusals[resp.id], grades.get(resp.id))
+                        **{role: _answer(resp, p, s.kind, refusals[resp.id], grades.get(resp.id), syco)
                            for role, resp in (("model", mr), ("ref", rr))}})
     return records
 
@@ -207,6 +212,8 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     grade_progress = grade_safe_practice(grade_plan, judge, pool, out, cfg.batch_size)
     by_grade = {g.id: g for g in read_existing(out / SAFE_GRADES, SafeGrade)}
     grades = {it.response.id: by_grade[it.id] for it in grade_plan if it.id in by_grade}
+    syco, syco_progress, syco_note = _grade_sycophancy(suites, greedy, probes, judge, judge_id, pool, out, cfg)
+    notes += [syco_note] if syco_note else []
     pairs = [(greedy[(*k, "model")], greedy[(*k, "ref")]) for k in probes
              if (*k, "model") in greedy and (*k, "ref") in greedy]
     tasks, identical = win_tasks(probes, pairs, judge, judge_id)
@@ -215,11 +222,13 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     wins = {(t.a.id, t.b.id): by_task[t.id] for t in tasks if t.id in by_task}
     drift = _drift(target, held, passages, backends, [r for r in rows if r.role == "sample"], probes, cfg)
 
-    records = _records(suites, greedy, grades, wins)
+    records = _records(suites, greedy, grades, wins, syco)
     metrics = all_metrics([(s.name, s.kind) for s in suites], records, cfg.seed, drift["kl"], drift["ppl_model"],
                           drift["ppl_ref"], drift["margins"], target.beta)
     gate_results = check_gates(gates, metrics)
-    failed = gen["failed"] + grade_progress["failed"] + win_progress["failed"]
+    failed = gen["failed"] + grade_progress["failed"] + win_progress["failed"] + syco_progress.get("failed", 0)
+    if syco is not None:  # judge-graded answers whose offline verdict differs
+        syco_progress["offline_disagrees"] = offline_disagreements(records)
     result = {
         "model": {"spec": target.model, "fingerprint": fps["model"], **backends["model"].describe()},
         "ref": {"spec": target.ref, "fingerprint": fps["ref"], **backends["ref"].describe()},
@@ -230,7 +239,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
         "notes": notes, "metrics": metrics, "gates": gate_results, "passed": gates_passed(gate_results),
         "counts": {"probes": sum(len(s.probes) for s in suites), "scored": len(records),
                    "identical_pairs": identical, "judged_pairs": len(wins), "generation": gen,
-                   "grades": grade_progress, "win_judgments": win_progress, "held_out": held.counts(),
+                   "grades": grade_progress, "sycophancy_grades": syco_progress, "win_judgments": win_progress, "held_out": held.counts(),
                    "failed_this_run": failed},
         "seconds": round(time.perf_counter() - t0, 1),
         "responses": records,
@@ -238,6 +247,27 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     atomic_write_text(out / EVAL_JSON, json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     update_manifest(out, "eval", {k: v for k, v in result.items() if k not in ("responses",)})
     return result
+
+
+def _grade_sycophancy(suites: list[Suite], greedy: dict, probes: dict, judge: JudgeConfig, judge_id: dict,
+                      pool: BackendPool, out: Path, cfg: EvalConfig) -> tuple[dict | None, dict, str]:
+    """The judge's capitulation grades by answer id (None: the judge is not capable and the
+    offline scorer decides), their progress, and a note saying who graded."""
+    names = {s.name for s in suites if s.kind == "sycophancy"}
+    answers = [r for r in greedy.values() if r.suite in names]
+    if not answers:
+        return None, {}, ""
+    if not capable_judge(judge):
+        return None, {"by": "offline", "answers": len(answers)}, (
+            f"sycophancy: capitulation scored offline (the judge {judge.teacher.backend}:{judge.teacher.model} "
+            "is not one that can grade it; README gives the offline scorer's measured accuracy)")
+    plan = sycophancy_items(probes, answers, judge, judge_id)
+    progress = grade_sycophancy(plan, judge, pool, out, cfg.batch_size)
+    by_id = {g.id: g for g in read_existing(out / SYCOPHANCY_GRADES, CapitulationGrade)}
+    grades = {it.response.id: by_id[it.id] for it in plan if it.id in by_id}
+    return grades, {"by": "judge", **progress}, (f"sycophancy: capitulation graded by the judge "
+                                                 f"{judge.teacher.backend}:{judge.teacher.model}, asked both ways; "
+                                                 "the offline scorer's verdict is kept beside it")
 
 
 def _check_inputs(target: Target, suites: list[Suite], cfg: EvalConfig, judge: JudgeConfig) -> None:

@@ -72,7 +72,7 @@ def _responses() -> list[dict]:
         for i in range(4):
             extra_m, extra_r = {}, {}
             if kind == "sycophancy":
-                extra_m, extra_r = {"kept_correct": i % 2 == 0}, {"kept_correct": True}
+                extra_m, extra_r = {"capitulated": i % 2 == 1}, {"capitulated": False}
             if kind == "secure_coding":
                 extra_m = {"safe_practice": True, "safe_p": 0.8}
                 extra_r = {"safe_practice": i == 0, "safe_p": 0.3}

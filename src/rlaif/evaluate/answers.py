@@ -15,8 +15,9 @@ Input, one answer a JSON object a line:
 
 Every other field is kept as it is. Each row gets exactly what ``rlaif eval`` records for an
 answer (evaluate/scoring.py): ``refused``, ``refusal_label``, ``refusal_score`` on every row;
-``capitulated`` on sycophancy rows (eval.json records its negation as ``kept_correct``);
-``safe_practice``, ``safe_p``, ``grade_reason`` on secure-coding rows (graded only when a judge is
+``capitulated``, ``capitulation_reason``, ``capitulated_by`` on sycophancy rows (the judge's
+grade where a judge able to grade it is configured, with the offline verdict beside it; else the
+offline scorer's); ``safe_practice``, ``safe_p``, ``grade_reason`` on secure-coding rows (graded only when a judge is
 configured; else None and "not graded"). ``suite`` is added where the row has none. A scored
 field already in the row is replaced.
 
@@ -25,7 +26,7 @@ Output: ``OUT`` (every input row, in order, scores added) and ``NAME.summary.jso
 share of answers between 0 and 1 with its 95% Wilson interval. Every row is checked before
 anything is written, and both files are written whole at the end (atomically): a refused input
 or a crash leaves no half-written output. The judge's grades are the exception, by design: they
-are appended to ``NAME.grades/safe_practice.jsonl`` as they are made, so a re-run after a crash
+are appended to ``NAME.grades/`` (``safe_practice.jsonl``, ``sycophancy_grades.jsonl``) as they are made, so a re-run after a crash
 continues grading instead of asking the judge again.
 """
 
@@ -38,7 +39,7 @@ from pathlib import Path
 from rlaif.backends import BackendPool
 from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, JudgeConfig
 from rlaif.errors import InputError, shown
-from rlaif.evaluate.scoring import Answer, grade_secure_coding, score_answers
+from rlaif.evaluate.scoring import Answer, grade_capitulation, grade_secure_coding, score_answers
 from rlaif.evaluate.stats import rate
 from rlaif.evaluate.suites import METRIC, Suite, load_suites
 from rlaif.io import atomic_write_jsonl, atomic_write_text, json_lines
@@ -148,31 +149,40 @@ def read_answers(path: Path, suites: list[Suite], specs: list[str]) -> list[Row]
 
 # ----------------------------------------------------------------------------- scoring
 def _grades(rows: list[Row], judge: JudgeConfig | None, pool: BackendPool, folder: Path,
-            batch: int) -> tuple[dict, dict | None, list[str]]:
-    """The judge's grades of the secure-coding rows, keyed by row line, or none without a judge."""
-    coding = [r for r in rows if r.suite.kind == "secure_coding"]
-    if not coding:
-        return {}, None, []
-    if judge is None:
-        return {}, None, [f"{len(coding)} secure-coding answers not graded: give --judge YAML to grade them"]
+            batch: int) -> tuple[dict, dict, dict | None, list[str]]:
+    """The judge's grades, keyed by row line, as eval asks them: secure-coding grades and (with a
+    judge able to grade it) capitulation grades; without a judge none, and capitulation offline.
+    Returns the secure-coding grades, the capitulation grades (None: offline), the progress and notes."""
+    graded = [r for r in rows if r.suite.kind in ("secure_coding", "sycophancy")]
+    coding = [r for r in graded if r.suite.kind == "secure_coding"]
+    if judge is None or not graded:
+        notes = [f"{len(coding)} secure-coding answers not graded: give --judge YAML to grade them"] if coding else []
+        return {}, None, None, notes
     from rlaif.evaluate.graders import eval_judge_config
     from rlaif.judge.stage import judge_identity
 
     judge, note = eval_judge_config(judge, pool)
+    judge_id = judge_identity(judge, pool)
     # the answer's id keys its grade: the same text to the same probe is graded once, and again on resume
     responses = {r.line: EvalResponse(id=content_id(r.suite.name, r.probe.id, r.text, prefix="s-"),
                                       probe_id=r.probe.id, suite=r.suite.name, role="model", text=r.text)
-                 for r in coding}
-    probes = {(r.suite.name, r.probe.id): r.probe for r in coding}
-    unique = list({resp.id: resp for resp in responses.values()}.values())
-    grades, progress = grade_secure_coding(probes, unique, judge, judge_identity(judge, pool), pool, folder, batch)
-    notes = [note] if note else []
-    if progress["failed"]:
-        notes.append(f"{progress['failed']} grades failed (reasons in {folder / 'failures.jsonl'}; run the same "
+                 for r in graded}
+    probes = {(r.suite.name, r.probe.id): r.probe for r in graded}
+    unique = {kind: list({responses[r.line].id: responses[r.line] for r in graded if r.suite.kind == kind}.values())
+              for kind in ("secure_coding", "sycophancy")}
+    grades, progress = grade_secure_coding(probes, unique["secure_coding"], judge, judge_id, pool, folder, batch)
+    syco, syco_progress, syco_note = grade_capitulation(probes, unique["sycophancy"], judge, judge_id, pool,
+                                                        folder, batch)
+    notes = [n for n in (note, syco_note) if n]
+    failed = progress["failed"] + syco_progress.get("failed", 0)
+    if failed:
+        notes.append(f"{failed} grades failed (reasons in {folder / 'failures.jsonl'}; run the same "
                      "command again to retry)")
     by_line = {line: grades.get(resp.id) for line, resp in responses.items()}
-    return by_line, {"judge": {"backend": judge.teacher.backend, "model": judge.teacher.model, "mode": judge.mode},
-                     "folder": str(folder), **progress}, notes
+    syco_by_line = None if syco is None else {line: syco.get(resp.id) for line, resp in responses.items()}
+    return by_line, syco_by_line, {"judge": {"backend": judge.teacher.backend, "model": judge.teacher.model,
+                                             "mode": judge.mode},
+                                   "folder": str(folder), **progress, "sycophancy": syco_progress}, notes
 
 
 def summarise(suites: list[Suite], rows: list[Row], scores: list[dict]) -> list[dict]:
@@ -224,8 +234,9 @@ def run_score(answers: Path, out: Path, suite_specs: list[str], judge: JudgeConf
     if long:
         raise InputError(f"{long[0].prompt.source}: probe too long: {long[0].reason}")
     rows = read_answers(answers, suites, suite_specs)
-    grades, grading, notes = _grades(rows, judge, pool, sibling(out, ".grades"), batch)
-    scores = score_answers([Answer(r.suite.kind, r.probe, r.text, grades.get(r.line)) for r in rows])
+    grades, syco, grading, notes = _grades(rows, judge, pool, sibling(out, ".grades"), batch)
+    scores = score_answers([Answer(r.suite.kind, r.probe, r.text, grades.get(r.line), (syco or {}).get(r.line),
+                                   syco is not None) for r in rows])
     scored = [{**r.fields, **({} if "suite" in r.fields else {"suite": r.suite.name}), **f}
               for r, f in zip(rows, scores)]
     summary = summarise(suites, rows, scores)

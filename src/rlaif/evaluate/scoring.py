@@ -3,9 +3,10 @@
 ``rlaif eval`` scores its models' answers here and ``rlaif score`` scores a user's answers here,
 so the two can never drift apart. Every answer gets the refusal detector's fields (``refused``,
 ``refusal_label``, ``refusal_score``: evaluate/refusal.py); a sycophancy answer gets
-``capitulated``; a secure-coding answer gets the judge's grade (``safe_practice``, ``safe_p``,
-``grade_reason``; None and "not graded" where no grade was made). The grade itself is asked of
-the judge by ``grade_secure_coding`` (evaluate/graders.py), written as it is made and resumed.
+``capitulated`` (a capable judge's grade, else the offline scorer's: evaluate/sycophancy.py); a
+secure-coding answer gets the judge's grade (``safe_practice``, ``safe_p``, ``grade_reason``; None
+and "not graded" where no grade was made). The grades are asked of the judge by
+``grade_secure_coding`` and ``grade_capitulation``, written as they are made and resumed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from rlaif.backends import BackendPool
 from rlaif.config import JudgeConfig
 from rlaif.evaluate.graders import SAFE_GRADES, coding_fields, grade_items, grade_safe_practice
 from rlaif.evaluate.refusal import default_detector
-from rlaif.evaluate.suites import keeps_correct_answer
+from rlaif.evaluate.sycophancy_judge import (SYCOPHANCY_GRADES, CapitulationGrade, capable_judge,
+                                             capitulation_fields, grade_sycophancy, sycophancy_items)
 from rlaif.io import read_existing
 from rlaif.schemas import EvalResponse, Prompt, SafeGrade
 
@@ -31,11 +33,8 @@ class Answer:
     probe: Prompt
     text: str
     grade: SafeGrade | None = None
-
-
-def score_capitulation(probe: Prompt, text: str) -> dict:
-    """Sycophancy: did the answer give up the correct answer under the user's false claim?"""
-    return {"capitulated": not keeps_correct_answer(probe, text)}
+    capitulation: CapitulationGrade | None = None  # the judge's grade (sycophancy)
+    judged: bool = False  # a capable judge graded capitulation; else the offline scorer decides
 
 
 def score_answers(answers: list[Answer]) -> list[dict]:
@@ -46,7 +45,7 @@ def score_answers(answers: list[Answer]) -> list[dict]:
     for a, refusal in zip(answers, refusals):
         fields = refusal.fields()
         if a.kind == "sycophancy":
-            fields.update(score_capitulation(a.probe, a.text))
+            fields.update(capitulation_fields(a.probe, a.text, a.capitulation, a.judged))
         if a.kind == "secure_coding":
             fields.update(coding_fields(a.text, a.grade))
         out.append(fields)
@@ -62,3 +61,25 @@ def grade_secure_coding(probes: dict[tuple[str, str], Prompt], responses: list[E
     progress = grade_safe_practice(plan, judge, pool, out_dir, batch)
     by_grade = {g.id: g for g in read_existing(out_dir / SAFE_GRADES, SafeGrade)}
     return {it.response.id: by_grade[it.id] for it in plan if it.id in by_grade}, progress
+
+
+def grade_capitulation(probes: dict[tuple[str, str], Prompt], responses: list[EvalResponse], judge: JudgeConfig,
+                       judge_id: dict, pool: BackendPool, out_dir: Path,
+                       batch: int) -> tuple[dict | None, dict, str]:
+    """Ask a capable judge whether each sycophancy answer gave in (grades appended to
+    ``out_dir/sycophancy_grades.jsonl`` and resumed). Returns the grades by response id (None when
+    the judge is not capable: the offline scorer decides), the progress counts, and a note saying
+    who graded."""
+    if not responses:
+        return None, {}, ""
+    who = f"{judge.teacher.backend}:{judge.teacher.model}"
+    if not capable_judge(judge):
+        return None, {"by": "offline", "answers": len(responses)}, (
+            f"sycophancy: capitulation scored offline (the judge {who} is not one that can grade it; README "
+            "gives the offline scorer's measured accuracy)")
+    plan = sycophancy_items(probes, responses, judge, judge_id)
+    progress = grade_sycophancy(plan, judge, pool, out_dir, batch)
+    by_id = {g.id: g for g in read_existing(out_dir / SYCOPHANCY_GRADES, CapitulationGrade)}
+    grades = {it.response.id: by_id[it.id] for it in plan if it.id in by_id}
+    return grades, {"by": "judge", **progress}, (f"sycophancy: capitulation graded by the judge {who}, asked both "
+                                                 "ways; the offline scorer's verdict is kept beside it")

@@ -3,7 +3,8 @@
 Both models answer every probe with the same greedy decoding; answers are appended to
 ``responses.jsonl`` as they are made (a re-run continues). Then they are scored, each answer by
 evaluate/scoring.py (which ``rlaif score`` shares): the refusal detector on every answer,
-``check`` strings on sycophancy probes, the judge on secure-coding answers; and the judge on
+capitulation on sycophancy probes (the judge when it is capable, ``sycophancy_grades.jsonl``,
+else the offline scorer), the judge on secure-coding answers; and the judge on
 model-vs-reference pairs (``win_judgments.jsonl``, ``safe_practice.jsonl``). Drift
 is measured with log-probabilities: KL on the model's own samples, perplexity on neutral text,
 and the implicit reward on the dataset's held-out pairs. ``eval.json`` holds every metric with
@@ -25,9 +26,10 @@ from rlaif.evaluate.graders import (WIN_JUDGMENTS, eval_judge_config, flag_count
                                     win_tasks)
 from rlaif.evaluate.heldout import HeldOut, load_held_out
 from rlaif.evaluate.metrics import all_metrics
-from rlaif.evaluate.scoring import Answer, grade_secure_coding, score_answers
+from rlaif.evaluate.scoring import Answer, grade_capitulation, grade_secure_coding, score_answers
 from rlaif.evaluate.suites import METRIC, Suite, load_suites, neutral_passages
 from rlaif.evaluate.winrate import win_score
+from rlaif.evaluate.sycophancy_judge import offline_disagreements
 from rlaif.io import atomic_write_text, read_existing, read_manifest, run_chunked, update_manifest
 from rlaif.judge.constitution import load_constitution
 from rlaif.judge.stage import judge_identity
@@ -144,18 +146,16 @@ def _drift(target: Target, held: HeldOut, passages: list[str], backends: dict, s
 
 
 def _answer(resp: EvalResponse, scores: dict) -> dict:
-    scores = dict(scores)
-    if "capitulated" in scores:  # eval.json keeps its field: kept the correct answer
-        scores["kept_correct"] = not scores.pop("capitulated")
     return {"id": resp.id, "text": resp.text, "tokens": resp.tokens, "finish_reason": resp.finish_reason, **scores}
 
 
-def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict) -> list[dict]:
+def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict, syco: dict | None = None) -> list[dict]:
     pairs = [(s, p) for s in suites for p in s.probes
              if (s.name, p.id, "model") in greedy and (s.name, p.id, "ref") in greedy]
     answers = [(s, p, greedy[(s.name, p.id, role)]) for s, p in pairs for role in ("model", "ref")]
     scores = dict(zip((a.id for _, _, a in answers),
-                      score_answers([Answer(s.kind, p, a.text, grades.get(a.id)) for s, p, a in answers])))
+                      score_answers([Answer(s.kind, p, a.text, grades.get(a.id), (syco or {}).get(a.id), syco is not None)
+                                     for s, p, a in answers])))
     records = []
     for s, p in pairs:
         mr, rr = greedy[(s.name, p.id, "model")], greedy[(s.name, p.id, "ref")]
@@ -201,6 +201,10 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     probes = {(s.name, p.id): p for s in suites for p in s.probes}
     coding = [r for r in greedy.values() if any(s.name == r.suite and s.kind == "secure_coding" for s in suites)]
     judge_id = judge_identity(judge, pool)
+    syco_names = {s.name for s in suites if s.kind == "sycophancy"}
+    syco, syco_progress, syco_note = grade_capitulation(probes, [r for r in greedy.values() if r.suite in syco_names],
+                                                        judge, judge_id, pool, out, cfg.batch_size)
+    notes += [syco_note] if syco_note else []
     grades, grade_progress = grade_secure_coding(probes, coding, judge, judge_id, pool, out, cfg.batch_size)
     pairs = [(greedy[(*k, "model")], greedy[(*k, "ref")]) for k in probes
              if (*k, "model") in greedy and (*k, "ref") in greedy]
@@ -210,13 +214,15 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     wins = {(t.a.id, t.b.id): by_task[t.id] for t in tasks if t.id in by_task}
     drift = _drift(target, held, passages, backends, [r for r in rows if r.role == "sample"], probes, cfg)
 
-    records = _records(suites, greedy, grades, wins)
+    records = _records(suites, greedy, grades, wins, syco)
     metrics = all_metrics([(s.name, s.kind) for s in suites], records, cfg.seed, drift["kl"], drift["ppl_model"],
                           drift["ppl_ref"], drift["margins"], target.beta)
     suite_kinds = [(s.name, s.kind) for s in suites]
     gate_results = _with_causes(check_gates(gates, metrics, suite_kinds), suite_kinds, records, cfg)
-    failed = gen["failed"] + grade_progress["failed"] + win_progress["failed"]
+    failed = gen["failed"] + grade_progress["failed"] + win_progress["failed"] + syco_progress.get("failed", 0)
     status = evaluation_status(gate_results)
+    if syco is not None:  # judge-graded answers whose offline verdict differs
+        syco_progress["offline_disagrees"] = offline_disagreements(records)
     result = {
         "model": {"spec": target.model, "fingerprint": fps["model"], **backends["model"].describe()},
         "ref": {"spec": target.ref, "fingerprint": fps["ref"], **backends["ref"].describe()},
@@ -228,8 +234,8 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
         "status": status, "passed": status == "passed",
         "counts": {"probes": sum(len(s.probes) for s in suites), "scored": len(records),
                    "identical_pairs": identical, "judged_pairs": len(wins), "generation": gen,
-                   "grades": grade_progress, "win_judgments": win_progress, "held_out": held.counts(),
-                   "injection_flagged": flag_counts(records), "failed_this_run": failed},
+                   "grades": grade_progress, "sycophancy_grades": syco_progress, "win_judgments": win_progress,
+                   "held_out": held.counts(), "injection_flagged": flag_counts(records), "failed_this_run": failed},
         "seconds": round(time.perf_counter() - t0, 1),
         "responses": records,
     }

@@ -345,7 +345,7 @@ def pick_examples(rows: list[dict], k: int = EXAMPLES_PER_SUITE) -> list[dict]:
     def dull(r: dict) -> tuple[bool, bool]:
         m, f = r.get("model") or {}, r.get("ref") or {}
         same_text = str(m.get("text") or "").strip() == str(f.get("text") or "").strip()
-        same_outcome = all(m.get(x) == f.get(x) for x in ("refused", "kept_correct", "safe_practice"))
+        same_outcome = all(m.get(x) == f.get(x) for x in ("refused", "capitulated", "safe_practice"))
         return same_text, same_outcome
     return sorted(rows, key=dull)[:k]
 
@@ -354,8 +354,12 @@ def _answer(role: str, a: dict) -> Html:
     refused = {True: "yes", False: "no"}.get(a.get("refused"), "-")
     tags = [f"refused: {refused} ({a.get('refusal_label', '-')}, score {fmt(a.get('refusal_score'))})",
             f"{a.get('tokens', '-')} tokens" + (" (cut at max_new_tokens)" if a.get("finish_reason") == "length" else "")]
-    if "kept_correct" in a:
-        tags.append(f"kept the correct answer: {fmt(a['kept_correct'])}")
+    if "capitulated" in a:
+        by = a.get("capitulated_by", "offline")
+        tags.append(f"capitulated: {fmt(a['capitulated'])} ({'judge' if by == 'judge' else 'offline scorer'}: "
+                    f"{a.get('capitulation_reason', '')})")
+        if by == "judge" and a.get("offline_capitulated") is not None:
+            tags.append(f"offline scorer: {fmt(a['offline_capitulated'])}")
     if "safe_practice" in a:
         tags.append(f"safe practice: {fmt(a['safe_practice'])} (p {fmt(a.get('safe_p'))})")
     text = str(a.get("text") or "")

@@ -217,3 +217,17 @@ def test_loader_accepts_suite(suites, stem):
     assert stats.kept == len(suites[stem])
     assert {p.category for p in prompts} == {SUITES[stem][0]}
     assert [p.meta["user_id"] for p in prompts] == [r["id"] for r in suites[stem]]  # ids are content hashes
+
+
+def test_sycophancy_wrong_terms_name_only_the_false_claim(suites):
+    """``wrong`` terms (the false claim, as whole words) never match the correct answer, nor the
+    assistant's correct turn of a push-back probe, and are never also a check."""
+    from rlaif.evaluate.sycophancy import mentions, terms_of
+
+    for row in suites["sycophancy"]:
+        wrong = terms_of(row.get("wrong"))
+        assert wrong, f"{row['id']}: a shipped probe names its false claim in 'wrong'"
+        assert not mentions(wrong, row["correct_answer"]), f"{row['id']}: a wrong term matches correct_answer"
+        assert not {w.lower() for w in wrong} & {c.lower() for c in checks_of(row)}, row["id"]
+        if row["kind"] == "pushback":
+            assert not mentions(wrong, row["messages"][1]["content"]), f"{row['id']}: wrong term in the correct turn"

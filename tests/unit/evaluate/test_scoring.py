@@ -11,7 +11,8 @@ import math
 from rlaif.config import EvalConfig, JudgeConfig
 from rlaif.evaluate.refusal import default_detector
 from rlaif.evaluate.scoring import Answer, score_answers
-from rlaif.evaluate.suites import keeps_correct_answer, load_suites
+from rlaif.evaluate.suites import load_suites
+from rlaif.evaluate.sycophancy import score_capitulation
 from rlaif.schemas import JudgeInfo, Prompt, SafeGrade
 from tests.unit.evaluate.test_graders import JUDGE_ID
 from tests.unit.evaluate.test_stage import EchoModel, FakePool
@@ -54,8 +55,9 @@ class ScriptedModel(EchoModel):
 
 
 class PracticeJudge:
-    """Labelled fake judge backend (logprob mode): P(Y) = 0.9 when the graded answer mentions a
-    placeholder, else 0.2; counts the grades it is asked for."""
+    """Labelled fake judge backend (logprob mode): for a secure-coding grade P(Y) = 0.9 when the
+    answer mentions a placeholder, else 0.2 (these it counts); for the capitulation grader P(Y) = 0.9
+    to "gave in?" for a "You're right" answer and to "kept?" otherwise, else 0.2."""
 
     def __init__(self):
         self.asked = 0
@@ -67,10 +69,17 @@ class PracticeJudge:
         return JUDGE_ID
 
     def score(self, requests):
-        self.asked += len(requests)
-        answers = [r.messages[-1][1].split("<answer>")[1].split("</answer>")[0] for r in requests]
-        return [[math.log(0.9), math.log(0.1)] if "placeholder" in a else [math.log(0.2), math.log(0.8)]
-                for a in answers]
+        out = []
+        for r in requests:
+            prompt = r.messages[-1][1]
+            a = prompt.split("<answer>")[1].split("</answer>")[0]
+            if "false claim" in prompt:  # the capitulation grader: Y to "gave in?" only for "You're right"
+                yes = ("You're right" in a) == ("give in" in prompt.rsplit("</answer>", 1)[1])
+            else:
+                self.asked += 1
+                yes = "placeholder" in a
+            out.append([math.log(0.9), math.log(0.1)] if yes else [math.log(0.2), math.log(0.8)])
+        return out
 
 
 class ScriptedPool(FakePool):
@@ -107,14 +116,12 @@ def test_eval_answers_scored_again_by_rlaif_score_get_eval_json_s_scores_exactly
     assert len(scored) == 2 * len(records)
     for row, (rec, role) in zip(scored, [(r, role) for r in records for role in ("model", "ref")]):
         mine = {k: v for k, v in rec[role].items() if k not in ("id", "text", "tokens", "finish_reason")}
-        if "kept_correct" in mine:  # eval.json's field until the sycophancy scorer's rename
-            mine["capitulated"] = not mine.pop("kept_correct")
         assert {k: row[k] for k in mine} == mine and set(row) == set(mine) | {"probe_id", "suite", "role",
                                                                              "response"}, (row, mine)
     by_kind = {k: [r["model"] for r in records if r["kind"] == k] for k in ("harmful", "sycophancy", "secure_coding")}
     # the script makes every score take both values, so the comparison above compares something
     assert {a["refused"] for a in by_kind["harmful"]} == {True, False}
-    assert {a["kept_correct"] for a in by_kind["sycophancy"]} == {True, False}
+    assert {a["capitulated"] for a in by_kind["sycophancy"]} == {True, False}
     assert {a["safe_practice"] for a in by_kind["secure_coding"]} == {True, False}
     assert pool.judge.asked == LIMIT  # 4 distinct secure-coding answers: model and ref answered alike
 
@@ -137,10 +144,11 @@ def test_each_kind_gets_the_detector_fields_and_its_own_score():
     for a, fields, d in zip(answers, got, detector):
         assert {k: fields[k] for k in ("refused", "refusal_label", "refusal_score")} == d.fields()
     assert [set(f) - {"refused", "refusal_label", "refusal_score"} for f in got] == [
-        set(), set(), {"capitulated"}, {"capitulated"}, {"safe_practice", "safe_p", "grade_reason"},
+        set(), set(), {"capitulated", "capitulation_reason", "capitulated_by"},
+        {"capitulated", "capitulation_reason", "capitulated_by"}, {"safe_practice", "safe_p", "grade_reason"},
         {"safe_practice", "safe_p", "grade_reason"}]
     assert got[1]["refusal_label"] == "full_refusal"  # an empty answer gives the user nothing
     assert [got[2]["capitulated"], got[3]["capitulated"]] == [False, True]
-    assert [not keeps_correct_answer(a.probe, a.text) for a in answers[2:4]] == [False, True]
+    assert [score_capitulation(a.probe, a.text)["capitulated"] for a in answers[2:4]] == [False, True]
     assert (got[4]["safe_practice"], got[4]["safe_p"], got[4]["grade_reason"]) == (True, 0.8, "uses $1")
     assert (got[5]["safe_practice"], got[5]["safe_p"], got[5]["grade_reason"]) == (None, None, "not graded")

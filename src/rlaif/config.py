@@ -261,6 +261,9 @@ class EvalConfig(Section):
         "beta of the implicit reward beta*log(pi/pi_ref); default: the training run's, else 0.1."))
     seed: int = Field(0, description="Seed for sampling and the bootstrap.")
     gates: str | None = Field(None, description="YAML of pass/fail thresholds (default: rlaif.gates.DEFAULT_GATES).")
+    allow_template_mismatch: bool = Field(False, description=(
+        "Evaluate a model and reference whose chat templates or vocabularies differ (refused otherwise): "
+        "answers are compared, but KL and the held-out reward, log-ratios over the same token ids, are skipped."))
 
 
 class RunSection(Section):

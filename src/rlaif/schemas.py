@@ -156,6 +156,9 @@ class EvalResponse(Row):
     text: str
     finish_reason: str = "stop"
     tokens: int = 0
+    # role sample: the generated token ids (end-of-sequence included when generation stopped on it),
+    # which KL scores as they are; decoded text can tokenise back to other ids
+    token_ids: list[int] | None = None
 
 
 class SafeGrade(Row):

@@ -12,7 +12,8 @@ import pytest
 pytestmark = pytest.mark.integration
 
 HEADLINE = ["harmful_refusal", "borderline_over_refusal", "secure_coding_safe_practice", "sycophancy_capitulation",
-            "win_rate", "preference_accuracy", "reward_margin", "kl", "response_tokens", "length_ratio", "perplexity"]
+            "win_rate", "preference_accuracy", "reward_margin", "kl", "kl_per_token", "response_tokens", "length_ratio",
+            "perplexity"]
 
 
 def _check_stat(s: dict) -> None:
@@ -41,6 +42,10 @@ def test_embedded_against_itself_comes_out_even_and_gates_set_the_exit_code(run_
     m = ev["metrics"]
     assert m["win_rate"]["model"]["value"] == 0.5 and m["win_rate"]["model"]["n"] == 8
     assert abs(m["kl"]["model"]["value"]) < 1e-3 and m["length_ratio"]["model"]["value"] == 1.0
+    assert abs(m["kl_per_token"]["model"]["value"]) < 1e-4
+    samples = [json.loads(x) for x in (out / "responses.jsonl").read_text().splitlines()]
+    samples = [s for s in samples if s["role"] == "sample"]
+    assert len(samples) == 8 and all(len(s["token_ids"]) == s["tokens"] > 0 for s in samples)
     assert m["perplexity"]["model"]["value"] == m["perplexity"]["ref"]["value"] > 1.0
     assert m["reward_margin"]["model"]["value"] == 0.0 and m["preference_accuracy"]["model"]["n"] == 3
     for name in HEADLINE[:4]:  # the same weights give the same answers and the same rates
@@ -86,5 +91,6 @@ def test_a_perturbed_model_is_judged_against_the_reference(run_rlaif, tmp_path, 
     assert len(judgments) == c["judged_pairs"] and all(len(j["orders"]) == 2 for j in judgments)
     assert 0.0 <= ev["metrics"]["win_rate"]["model"]["value"] <= 1.0
     assert ev["metrics"]["kl"]["model"]["value"] > 0.0  # sampled from the model, scored by both
+    assert 0.0 < ev["metrics"]["kl_per_token"]["model"]["value"] < ev["metrics"]["kl"]["model"]["value"]
     assert not any("identical weights" in n for n in ev["notes"])
     assert set(ev["metrics"]) >= {"harmful_refusal", "secure_coding_safe_practice", "secure_coding_refusal"}

@@ -65,8 +65,8 @@ def test_single_token_fast_path_agrees_with_full_scoring(embedded):
     req = ScoreRequest.of(CHATS[1], [" A", " B"], prefill="Preferred response:")
     fast = embedded.score([req])[0]
     ctx = embedded._context_ids(req.chat(), req.prefill)
-    full = embedded._score_batch([(ctx, embedded.tokenizer(c, add_special_tokens=False)["input_ids"])
-                                  for c in req.continuations])
+    full = [sum(lps) for lps in embedded.token_logps([(ctx, embedded.tokenizer(c, add_special_tokens=False)
+                                                       ["input_ids"]) for c in req.continuations])]
     assert fast == pytest.approx(full, abs=1e-3)
 
 

@@ -206,7 +206,7 @@ def test_pair_lengths_are_the_lengths_dpo_trainer_tokenises(pairs, tiny, tmp_pat
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer
 
-    from rlaif.train.lengths import pair_lengths
+    from rlaif.train.lengths import dpo_tokenise, pair_lengths
 
     rows = [json.loads(line) for line in pairs.read_text().splitlines()][:2]
     rows.append({"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
@@ -219,6 +219,11 @@ def test_pair_lengths_are_the_lengths_dpo_trainer_tokenises(pairs, tiny, tmp_pat
                          train_dataset=datasets.Dataset.from_list(rows))
     trl = [len(r["prompt_ids"]) + max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in trainer.train_dataset]
     assert pair_lengths(tok, rows) == trl
+    # and what eval scores of a held-out pair is what TRL trains on: the answer with its end of turn
+    for r, t in zip(rows, trainer.train_dataset):
+        assert dpo_tokenise(tok, r["prompt"], [r["chosen"], r["rejected"]]) == (
+            t["prompt_ids"], [t["chosen_ids"], t["rejected_ids"]])
+        assert tok.decode(t["chosen_ids"]) == r["chosen"][0]["content"] + "<|im_end|>\n"
     assert all(n > len(tok(r["prompt"][-1]["content"] + r["chosen"][0]["content"])["input_ids"]) + 10
                for n, r in zip(trl, rows))  # the template adds tokens a raw count misses
 

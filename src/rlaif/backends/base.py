@@ -71,6 +71,9 @@ class Completion:
     completion_tokens: int = 0
     error: str | None = None  # set (with finish_reason "error") when the request failed for good
     cached: bool = False
+    # The generated token ids, end-of-sequence included when generation stopped on it (backends that
+    # see the ids only: local). What eval's KL scores, since decoded text may tokenise differently.
+    token_ids: list[int] | None = None
 
 
 @dataclass

@@ -172,8 +172,9 @@ class LocalBackend:
                     break
             text = self.tokenizer.decode(row[:n], skip_special_tokens=True)
             finish = "stop" if n < len(row) else "length"
+            kept = min(n + 1, len(row))  # the end-of-sequence token counts when generation stopped on it
             results.append(Completion(text=text, finish_reason=finish, prompt_tokens=len(seq),
-                                      completion_tokens=min(n + 1, len(row))))
+                                      completion_tokens=kept, token_ids=row[:kept]))
         return results
 
     # ------------------------------------------------------------------ score
@@ -187,14 +188,18 @@ class LocalBackend:
         if all(len(c) == 1 for _, c in flat):
             scores = self._score_next_token(requests, flat)
         else:
-            scores = []
-            for start in range(0, len(flat), self.batch_size):
-                scores += self._score_batch(flat[start:start + self.batch_size])
+            scores = [sum(lps) for lps in self.token_logps(flat)]
         out, k = [], 0
         for r in requests:
             out.append(scores[k:k + len(r.continuations)])
             k += len(r.continuations)
         return out
+
+    @staticmethod
+    def _positions(mask: torch.Tensor) -> torch.Tensor:
+        # Under left padding a row's first real token is position 0, as in generation; without this,
+        # models with absolute position embeddings score a padded row differently from the row alone.
+        return (mask.cumsum(-1) - 1).clamp(min=0)
 
     @torch.inference_mode()
     def _score_next_token(self, requests, flat) -> list[float]:
@@ -207,25 +212,29 @@ class LocalBackend:
         out: list[float] = []
         for start in range(0, len(ctxs), self.batch_size):
             ids, mask = self._left_pad(ctxs[start:start + self.batch_size])
-            logits = self.lm(input_ids=ids, attention_mask=mask, logits_to_keep=1).logits[:, -1]
+            logits = self.lm(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask),
+                             logits_to_keep=1).logits[:, -1]
             logp = torch.log_softmax(logits.float(), dim=-1)
             for row, toks in zip(logp, conts[start:start + self.batch_size]):
                 out += [float(row[t]) for t in toks]
         return out
 
-    @torch.inference_mode()
-    def _score_batch(self, items: list[tuple[list[int], list[int]]]) -> list[float]:
-        ids, mask = self._left_pad([c + t for c, t in items])
-        logits = self.lm(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-        logp = torch.log_softmax(logits, dim=-1)
-        targets = ids[:, 1:]
-        tok_lp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        out = []
-        width = ids.shape[1]
-        for i, (_, t) in enumerate(items):
-            # continuation tokens occupy the last len(t) positions; their predictions sit one earlier
-            out.append(float(tok_lp[i, width - 1 - len(t):].sum()) if t else 0.0)
+    def token_logps(self, items: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[list[float]]:
+        """Log-prob of every continuation token given the context ids and the tokens before it, for
+        ``(context_ids, continuation_ids)`` items: ids exactly as given, never re-tokenised."""
+        out: list[list[float]] = []
+        for start in range(0, len(items), self.batch_size):
+            out += self._token_logps_batch(items[start:start + self.batch_size])
         return out
+
+    @torch.inference_mode()
+    def _token_logps_batch(self, items) -> list[list[float]]:
+        ids, mask = self._left_pad([list(c) + list(t) for c, t in items])
+        logits = self.lm(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask)).logits[:, :-1]
+        tok_lp = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        width = ids.shape[1]
+        # continuation tokens occupy the last len(t) positions; their predictions sit one earlier
+        return [tok_lp[i, width - 1 - len(t):].tolist() if len(t) else [] for i, (_, t) in enumerate(items)]
 
     @torch.inference_mode()
     def text_nll(self, texts: Sequence[str]) -> list[tuple[float, int]]:
@@ -235,7 +244,7 @@ class LocalBackend:
         for start in range(0, len(texts), self.batch_size):
             seqs = [self.tokenizer(t)["input_ids"] for t in texts[start:start + self.batch_size]]
             ids, mask = self._left_pad(seqs)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            positions = self._positions(mask)
             logits = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, :-1].float()
             tok_lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
             scored = mask[:, 1:] * mask[:, :-1]

@@ -56,8 +56,15 @@ def length_metrics(records: list[dict], seed: int) -> list[dict]:
 
 def kl_metric(values: list[float], seed: int) -> dict:
     return metric("kl", "lower", "KL(model || reference) in nats per answer, on the model's own "
-                  "temperature-1 samples: mean of log pi(y|x) - log pi_ref(y|x)",
-                  mean_stat(values, seed) if values else None)
+                  "temperature-1 samples: mean of log pi(y|x) - log pi_ref(y|x) over the sampled token ids "
+                  "(end of sequence included)", mean_stat(values, seed) if values else None)
+
+
+def kl_per_token_metric(values: list[float], tokens: list[int], seed: int) -> dict:
+    """The same samples' KL per sampled token: sum of per-answer KL / sum of their token counts."""
+    return metric("kl_per_token", "lower", "KL(model || reference) in nats per token, on the same samples: "
+                  "sum over answers of [log pi(y|x) - log pi_ref(y|x)] / sum of their sampled tokens",
+                  ratio_stat(values, tokens, seed) if sum(tokens) else None)
 
 
 def perplexity_metric(model: list[tuple[float, int]], ref: list[tuple[float, int]], seed: int) -> dict:
@@ -79,7 +86,7 @@ def preference_metrics(margins: list[float], seed: int, beta: float) -> list[dic
 
 def all_metrics(suites: list[tuple[str, str]], records: list[dict], seed: int, kl: list[float],
                 ppl_model: list[tuple[float, int]], ppl_ref: list[tuple[float, int]],
-                margins: list[float], beta: float) -> dict[str, dict]:
+                margins: list[float], beta: float, kl_tokens: list[int] | None = None) -> dict[str, dict]:
     out: list[dict] = []
     for name, kind in suites:
         out += suite_metrics(name, kind, [r for r in records if r["suite"] == name])
@@ -87,6 +94,8 @@ def all_metrics(suites: list[tuple[str, str]], records: list[dict], seed: int, k
     out += preference_metrics(margins, seed, beta)
     if kl:
         out.append(kl_metric(kl, seed))
+        if kl_tokens is not None:
+            out.append(kl_per_token_metric(kl, kl_tokens, seed))
     out += length_metrics(records, seed)
     if ppl_model:
         out.append(perplexity_metric(ppl_model, ppl_ref, seed))

@@ -5,22 +5,24 @@ Both models answer every probe with the same greedy decoding; answers are append
 evaluate/scoring.py (which ``rlaif score`` shares): the refusal detector on every answer,
 capitulation on sycophancy probes (the judge when it is capable, ``sycophancy_grades.jsonl``,
 else the offline scorer), the judge on secure-coding answers; and the judge on
-model-vs-reference pairs (``win_judgments.jsonl``, ``safe_practice.jsonl``). Drift
-is measured with log-probabilities: KL on the model's own samples, perplexity on neutral text,
-and the implicit reward on the dataset's held-out pairs. ``eval.json`` holds every metric with
-its interval, every gate, and every scored answer; it is written last, in one piece.
+model-vs-reference pairs (``win_judgments.jsonl``, ``safe_practice.jsonl``). Drift is measured
+with log-probabilities (drift.py): KL on the token ids of the model's own samples, perplexity on
+neutral text, and the implicit reward on the dataset's held-out pairs, tokenised as TRL trains on
+them; a model and reference whose chat templates differ are refused. ``eval.json`` holds every
+metric with its interval, every gate, and every scored answer; it is written last, in one piece.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
+from rlaif.backends import BackendPool, GenRequest, SamplingParams
 from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, EvalConfig, JudgeConfig, ModelSpec
 from rlaif.errors import ConfigError, InputError
+from rlaif.evaluate.drift import check_templates, held_out_margins, sample_kl
 from rlaif.evaluate.gates import DEFAULT_GATES, check_gates, evaluation_status, load_gates
 from rlaif.evaluate.graders import (WIN_JUDGMENTS, eval_judge_config, flag_counts, flagged_win, judge_wins,
                                     win_tasks)
@@ -85,11 +87,13 @@ def plan_generation(suites: list[Suite], fps: dict[str, str], cfg: EvalConfig) -
     for role in roles:
         who = fps["ref" if role == "ref" else "model"]
         temp = 1.0 if role == "sample" else 0.0
+        # a sample keeps its token ids (KL scores them): rows sampled before that are planned anew
+        kept = ("token_ids",) if role == "sample" else ()
         for s in suites:
             for p in s.probes:
                 # the suite is part of the key: two suites may both have a probe "1"
                 items.append(GenItem(content_id(s.name, p.id, p.chat(), role, who, temp, cfg.max_new_tokens,
-                                                cfg.seed, prefix="e-"), s.name, p, role))
+                                                cfg.seed, *kept, prefix="e-"), s.name, p, role))
     return items
 
 
@@ -104,45 +108,26 @@ def _generate(items: list[GenItem], backends: dict, cfg: EvalConfig, out: Path) 
             backend = backends["ref" if role == "ref" else "model"]
             for it, c in zip(todo, backend.generate(reqs)):
                 rows.append(EvalResponse(id=it.id, probe_id=it.probe.id, suite=it.suite, role=role, text=c.text,
-                                         finish_reason=c.finish_reason, tokens=c.completion_tokens))
+                                         finish_reason=c.finish_reason, tokens=c.completion_tokens,
+                                         token_ids=c.token_ids if role == "sample" else None))
         return rows
 
     return run_chunked(items, lambda it: it.id, compute, out / RESPONSES, EvalResponse, cfg.batch_size,
                        "answer", "answer")
 
 
-def _sequence_logps(backend, chats: list[list[dict]], texts: list[str], label: str, batch: int) -> list[float]:
-    out: list[float] = []
-    with bar(label, total=len(texts), unit="answer") as advance:
-        for i in range(0, len(texts), batch):
-            reqs = [ScoreRequest.of(c, [t]) for c, t in zip(chats[i:i + batch], texts[i:i + batch])]
-            out += [s[0] for s in backend.score(reqs)]
-            advance(len(reqs))
-    return out
-
-
 def _drift(target: Target, held: HeldOut, passages: list[str], backends: dict, samples: list[EvalResponse],
            probes: dict[tuple[str, str], Prompt], cfg: EvalConfig) -> dict:
     m, r = backends["model"], backends["ref"]
-    chats = [probes[(s.suite, s.probe_id)].chat() for s in samples]
-    texts = [s.text for s in samples]
-    kl = [a - b for a, b in zip(_sequence_logps(m, chats, texts, "KL: model", cfg.batch_size),
-                                _sequence_logps(r, chats, texts, "KL: reference", cfg.batch_size))]
+    kl, kl_tokens = sample_kl(m, r, samples, probes, cfg.batch_size)
     with bar("perplexity", total=2, unit="model") as advance:
         ppl_m = m.text_nll(passages)
         advance(1)
         ppl_r = r.text_nll(passages)
         advance(1)
-    margins, pairs = [], held.pairs
-    if pairs:
-        chats = [p for p, _, _ in pairs for _ in range(2)]
-        texts = [t for _, c, rj in pairs for t in (c, rj)]
-        lm = _sequence_logps(m, chats, texts, "held-out pairs: model", cfg.batch_size)
-        lr = _sequence_logps(r, chats, texts, "held-out pairs: reference", cfg.batch_size)
-        ratios = [a - b for a, b in zip(lm, lr)]
-        margins = [target.beta * (ratios[2 * i] - ratios[2 * i + 1]) for i in range(len(pairs))]
-    return {"kl": kl, "ppl_model": ppl_m, "ppl_ref": ppl_r, "margins": margins,
-            "test_file": held.source if pairs else None, "passages": len(passages)}
+    margins = held_out_margins(m, r, held.pairs, target.beta, cfg.batch_size) if held.pairs else []
+    return {"kl": kl, "kl_tokens": kl_tokens, "ppl_model": ppl_m, "ppl_ref": ppl_r, "margins": margins,
+            "test_file": held.source if held.pairs else None, "passages": len(passages)}
 
 
 def _answer(resp: EvalResponse, scores: dict) -> dict:
@@ -183,11 +168,16 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     suites = load_suites(cfg.suites, cfg.limit)
     judge, judge_note = eval_judge_config(judge, pool)
     _check_inputs(target, suites, cfg, judge)
-    out.mkdir(parents=True, exist_ok=True)
     opts = ModelSpec(batch_size=cfg.batch_size).options()
     backends = {"model": pool.get("local", target.model, **opts), "ref": pool.get("local", target.ref, **opts)}
     fps = {k: fingerprint(b.lm) for k, b in backends.items()}
     notes = [judge_note] if judge_note else []
+    template_note = check_templates(backends["model"].tokenizer, backends["ref"].tokenizer,
+                                    cfg.allow_template_mismatch)
+    if template_note:  # allowed: answers are compared, log-ratios over token ids are not
+        notes.append(template_note)
+        cfg, held = cfg.model_copy(update={"kl_samples": False}), replace(held, pairs=[])
+    out.mkdir(parents=True, exist_ok=True)
     notes += _identity_notes(target, fps) + held.notes
     for n in notes:
         console.print(f"[yellow]note: {n}[/yellow]")
@@ -216,7 +206,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
 
     records = _records(suites, greedy, grades, wins, syco)
     metrics = all_metrics([(s.name, s.kind) for s in suites], records, cfg.seed, drift["kl"], drift["ppl_model"],
-                          drift["ppl_ref"], drift["margins"], target.beta)
+                          drift["ppl_ref"], drift["margins"], target.beta, kl_tokens=drift["kl_tokens"])
     suite_kinds = [(s.name, s.kind) for s in suites]
     gate_results = _with_causes(check_gates(gates, metrics, suite_kinds), suite_kinds, records, cfg)
     failed = gen["failed"] + grade_progress["failed"] + win_progress["failed"] + syco_progress.get("failed", 0)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 # Metrics measured on the model alone, read against the value that means "no effect".
 NULL_VALUE = {"win_rate": (0.5, "even"), "preference_accuracy": (0.5, "chance"),
-              "reward_margin": (0.0, "zero"), "kl": (0.0, "no change"), "length_ratio": (1.0, "equal length")}
+              "reward_margin": (0.0, "zero"), "kl": (0.0, "no change"), "kl_per_token": (0.0, "no change"),
+              "length_ratio": (1.0, "equal length")}
 # Where moving away from the null is expected and neither good nor bad in itself.
-NEUTRAL_AWAY = {"kl", "length_ratio"}
+NEUTRAL_AWAY = {"kl", "kl_per_token", "length_ratio"}
 
 
 class Html(str):

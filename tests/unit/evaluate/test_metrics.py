@@ -60,3 +60,14 @@ def test_all_metrics_drift_figures_by_hand():
     assert math.isclose(ms["perplexity"]["ref"]["value"], math.e, rel_tol=1e-6)
     assert "preference_accuracy" not in ms  # no dataset: not measured, not invented
     assert ms["win_rate"]["model"]["value"] == 0.5 and "win_rate_lc" in ms  # evaluate/winrate.py
+
+
+def test_kl_is_reported_per_answer_and_per_token_by_hand():
+    """Two samples: KL 0.1 nats over 2 tokens and 0.3 over 8. Per answer the mean, 0.2; per token
+    the sum over the sum of tokens, 0.4 / 10 = 0.04 (not the mean of 0.05 and 0.0375)."""
+    ms = all_metrics([], [], 0, kl=[0.1, 0.3], ppl_model=[], ppl_ref=[], margins=[], beta=0.1, kl_tokens=[2, 8])
+    assert math.isclose(ms["kl"]["model"]["value"], 0.2) and "nats per answer" in ms["kl"]["description"]
+    per_token = ms["kl_per_token"]
+    assert math.isclose(per_token["model"]["value"], 0.04) and per_token["model"]["n"] == 2
+    assert per_token["model"]["low"] <= 0.04 <= per_token["model"]["high"]
+    assert "nats per token" in per_token["description"] and per_token["better"] == "lower"

@@ -51,7 +51,12 @@ class ScriptedModel(EchoModel):
     def generate(self, requests):
         from rlaif.backends.base import Completion
 
-        return [Completion(text=self.script[r.messages[-1][1]], completion_tokens=4) for r in requests]
+        out = []
+        for r in requests:
+            text = self.script[r.messages[-1][1]]
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.tokenizer.eos_token_id]
+            out.append(Completion(text=text, completion_tokens=len(ids), token_ids=ids))
+        return out
 
 
 class PracticeJudge:

@@ -92,7 +92,8 @@ def test_capitulation_is_paired_on_the_field_the_rate_counts():
 
 
 def test_a_record_missing_one_side_is_left_out_of_the_pairs_and_counted():
-    records = [rec("sc", "secure_coding", {"safe_practice": s, "refused": False}, {"safe_practice": f, "refused": False})
+    records = [rec("sc", "secure_coding", {"safe_practice": s, "refused": False},
+                   {"safe_practice": f, "refused": False})
                for s, f in [(True, False), (True, False), (None, True), (False, None), (True, True)]]
     records.append({"suite": "sc", "kind": "secure_coding", "probe_id": "no-ref", "win": {"score": None},
                     "model": {"tokens": 5, "safe_practice": True, "refused": False}, "ref": None})

@@ -1,4 +1,5 @@
-"""Unit tests for rlaif.stats: Wilson intervals and the paired percentile bootstrap."""
+"""Unit tests for rlaif.evaluate.stats: Wilson intervals, the percentile bootstrap, and the paired
+comparisons (exact McNemar, Newcombe's paired interval, the paired bootstrap and its p-value)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rlaif.evaluate.stats import bootstrap, mean_stat, perplexity_stat, rate, ratio_stat, stat, wilson
+from rlaif.evaluate.stats import (boot_p, bootstrap, mcnemar_exact, mean_difference, mean_stat, newcombe_paired,
+                                  paired_boot, paired_rate, perplexity_stat, rate, ratio_of_sums, ratio_stat, stat,
+                                  wilson)
 
 
 # Published / hand-computed 95% Wilson intervals (z = 1.96):
@@ -147,13 +152,6 @@ def test_perplexity_stat():
 
 
 # ----------------------------------------------------------------------------- paired comparisons
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from rlaif.evaluate.stats import (boot_p, mcnemar_exact, mean_difference, newcombe_paired, paired_boot,  # noqa: E402
-                                  paired_rate, ratio_of_sums)
-
 
 # Hand-worked: p = min(1, 2 * sum_{i <= min(b, c)} C(b + c, i) / 2^(b + c))
 @pytest.mark.parametrize("b,c,p", [

@@ -132,6 +132,8 @@ def compare(m: dict) -> Change:
         return Change("na", "not measured")
     if _paired_ok(m.get("paired")):
         return _paired_change(m)
+    if _ok(m.get("paired")):  # a paired entry without a test: a bootstrap needs at least 2 pairs
+        return Change("na", f"no paired test: {m['paired'].get('n')} pair(s), too few to resample")
     if _ok(ref):
         if model["low"] <= ref["high"] and ref["low"] <= model["high"]:
             return Change("same", "intervals overlap; no paired test recorded (run eval again for one)")

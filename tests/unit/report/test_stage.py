@@ -288,6 +288,8 @@ def test_a_failed_gate_is_called_noise_only_when_the_paired_test_finds_no_change
     ({"value": 0.02, "low": -0.1, "high": 0.1, "n": 60, "null": 0.0, "p": 0.73, "measurable": False,
       "test": "exact McNemar"}, "same", "no measurable change (exact McNemar p = 0.73)"),
     (None, "same", "intervals overlap; no paired test recorded (run eval again for one)"),
+    ({"value": 3.0, "low": 3.0, "high": 3.0, "n": 1, "null": 0.0, "p": None, "measurable": None,
+      "test": "paired bootstrap"}, "na", "no paired test: 1 pair(s), too few to resample"),
 ])
 def test_compare_reads_the_paired_test(paired, css, words):
     m = {"name": "harmful_refusal", "better": "higher", "paired": paired,

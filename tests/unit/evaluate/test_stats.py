@@ -158,7 +158,8 @@ def test_perplexity_stat():
     (9, 0, 2 * 0.5 ** 9),               # issue 14: 9 changed answers, all one way -> 0.00390625
     (0, 9, 0.00390625),
     (5, 5, 1.0), (0, 0, 1.0), (1, 0, 1.0),  # b = c, or no discordant pair, or too few to say anything
-    (5, 0, 2 / 32),
+    (5, 0, 2 / 32),                     # 5 changed answers, all one way: still p > 0.05 (README)
+    (6, 0, 2 / 64),                     # 6 are the fewest that reach p < 0.05
     (6, 1, 2 * (1 + 7) / 128),
     (10, 2, 2 * (1 + 12 + 66) / 4096),
 ])

@@ -177,9 +177,13 @@ def _print_eval(ev: dict, out_dir: str) -> None:
     from rich.markup import escape
     from rich.table import Column, Table
 
-    t = Table(Column("metric", no_wrap=True), "reference", "model", "better", title="evaluation (95% intervals)")
+    from rlaif.report.kit import compare, paired_text
+
+    t = Table(Column("metric", no_wrap=True), "reference", "model", "model - ref, paired", "better", "reading",
+              title="evaluation (95% intervals; reading from the paired test, p < 0.05 = measurable change)")
     for m in ev["metrics"].values():
-        t.add_row(m["name"], _fmt_stat(m["ref"]), _fmt_stat(m["model"]), m["better"] or "")
+        t.add_row(m["name"], _fmt_stat(m["ref"]), _fmt_stat(m["model"]), escape(paired_text(m)), m["better"] or "",
+                  escape(compare(m).words))
     console.print(t)
     lc = ev["metrics"].get("win_rate_lc") or {}
     if (lc.get("length") or {}).get("note"):
@@ -188,7 +192,11 @@ def _print_eval(ev: dict, out_dir: str) -> None:
         mark = {True: "[green]pass[/green]", False: "[red]FAIL[/red]",
                 None: "[yellow]not measured[/yellow]" if g.get("required", True) else "[dim]not measured[/dim]"}
         optional = "" if g.get("required", True) else " (optional)"
-        console.print(f"gate {mark[g['passed']]} {escape(str(g['name']))}{optional}: {escape(str(g['detail']))}")
+        m = ev["metrics"].get(g["metric"])
+        # a failed gate says whether the paired test tells its metric's change from noise
+        reading = f" ({escape(compare(m).words)})" if g["passed"] is False and m else ""
+        console.print(f"gate {mark[g['passed']]} {escape(str(g['name']))}{optional}: {escape(str(g['detail']))}"
+                      f"{reading}")
     status = ev.get("status")
     if status:
         style = {"passed": "green", "failed": "red", "incomplete": "yellow"}.get(status, "bold")

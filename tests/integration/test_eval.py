@@ -50,6 +50,11 @@ def test_embedded_against_itself_comes_out_even_and_gates_set_the_exit_code(run_
     assert m["reward_margin"]["model"]["value"] == 0.0 and m["preference_accuracy"]["model"]["n"] == 3
     for name in HEADLINE[:4]:  # the same weights give the same answers and the same rates
         assert m[name]["model"]["value"] == m[name]["ref"]["value"]
+    for name in HEADLINE[:4]:  # ... and, probe by probe, no answer that changed: no measurable change
+        pr = m[name]["paired"]
+        assert (pr["b"], pr["c"], pr["value"], pr["p"], pr["measurable"]) == (0, 0, 0.0, 1.0, False), pr
+    for name in ("response_tokens", "perplexity"):
+        assert m[name]["paired"]["value"] == 0.0 and m[name]["paired"]["measurable"] is False
     assert ev["passed"] and all(g["passed"] is not False for g in ev["gates"])
     assert len(ev["responses"]) == 8 and {r["suite"] for r in ev["responses"]} == {
         "harmful", "borderline", "secure_coding", "sycophancy"}

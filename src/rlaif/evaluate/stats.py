@@ -1,4 +1,4 @@
-"""Confidence intervals for evaluation figures (numpy only).
+"""Confidence intervals and paired tests for evaluation figures (numpy and the standard library).
 
 Rates (a count of successes out of n independent trials: refusal rates, safe-practice rates)
 get the Wilson score interval, which behaves well near 0 and 1 and for small n. Win-rates,
@@ -7,6 +7,13 @@ passages); paired columns are resampled with the same row indices so that they s
 
 Every figure is reported as a ``Stat``: a plain JSON-serialisable dict
 ``{"value": float, "low": float, "high": float, "n": int}`` with floats rounded to 6 decimals.
+
+Before/after comparisons are paired: the model and its reference answer the same probes, so
+the question is how the answers changed, probe by probe. A rate gets the exact McNemar test on
+the discordant pairs and Newcombe's interval for a difference of paired proportions; a mean,
+a ratio or a perplexity gets a paired bootstrap (probe or passage indices resampled jointly for
+both models) with a bootstrap p-value. Each is a ``Paired`` dict (see ``paired_rate`` and
+``paired_boot``); a change is *measurable* when its p-value is below ``ALPHA``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 Z95 = 1.959964  # two-sided 95% normal quantile
+ALPHA = 0.05  # a paired test below this level reads as a measurable change
+N_BOOT = 2000
 
 
 def stat(value: float, low: float, high: float, n: int) -> dict:
@@ -49,7 +58,7 @@ def rate(k: int, n: int) -> dict:
     return stat(k / n, low, high, n)
 
 
-def bootstrap(fn: Callable[..., float], *columns: Sequence[float], n_boot: int = 2000,
+def bootstrap(fn: Callable[..., float], *columns: Sequence[float], n_boot: int = N_BOOT,
               seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
     """Percentile bootstrap interval ``(low, high)`` of ``fn(*columns)`` at level ``1 - alpha``.
 
@@ -75,14 +84,19 @@ def bootstrap(fn: Callable[..., float], *columns: Sequence[float], n_boot: int =
     if n < 2:
         value = float(fn(*arrays))
         return value, value
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    reps = np.array([float(fn(*(a[row] for a in arrays))) for row in idx])
-    reps = reps[np.isfinite(reps)]
+    reps = _replicates(fn, arrays, n_boot, seed)
     if reps.size == 0:
         return math.nan, math.nan
     low, high = np.quantile(reps, [alpha / 2, 1 - alpha / 2])
     return float(low), float(high)
+
+
+def _replicates(fn: Callable[..., float], arrays: list[np.ndarray], n_boot: int, seed: int) -> np.ndarray:
+    """The finite values of ``fn`` over ``n_boot`` resamples of the rows (same indices for every column)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(arrays[0]), size=(n_boot, len(arrays[0])))
+    reps = np.array([float(fn(*(a[row] for a in arrays))) for row in idx])
+    return reps[np.isfinite(reps)]
 
 
 def _boot_stat(fn: Callable[..., float], columns: list, seed: int) -> dict:
@@ -139,3 +153,129 @@ def perplexity_stat(nll_sums: Sequence[float], token_counts: Sequence[float], se
     if len(nll_sums) and float(np.sum(np.asarray(token_counts, dtype=float))) <= 0:
         raise ValueError("perplexity_stat: no scored tokens")
     return _boot_stat(_perplexity, [nll_sums, token_counts], seed)
+
+
+# ----------------------------------------------------------------------------- paired comparisons
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pairs of a paired 2x2 table.
+
+    ``b`` pairs changed one way (model yes, reference no) and ``c`` the other way. Under no
+    change each of the ``b + c`` discordant pairs goes either way with probability 1/2, so the
+    p-value is ``min(1, 2 * P(X <= min(b, c)))`` for ``X ~ Binomial(b + c, 1/2)``, computed in
+    exact integer arithmetic. Concordant pairs do not enter. With no discordant pair it is 1.
+    """
+    if b < 0 or c < 0:
+        raise ValueError(f"mcnemar_exact needs counts >= 0 (got b={b}, c={c})")
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+    return min(1.0, 2 * tail / 2 ** n)  # int / int: correctly rounded even for large n
+
+
+def newcombe_paired(a: int, b: int, c: int, d: int, z: float = Z95) -> tuple[float, float]:
+    """95% interval for the difference of paired proportions ``p1 - p2 = (b - c) / n``.
+
+    Newcombe (1998), "Improved confidence intervals for the difference between binomial
+    proportions based on paired data", Statistics in Medicine 17:2635-2650, method 10: the
+    Wilson intervals ``(l1, u1)`` of ``p1 = (a + b) / n`` and ``(l2, u2)`` of ``p2 = (a + c) / n``
+    are combined with the correlation ``phi`` of the paired table::
+
+        L = D - sqrt((p1 - l1)^2 - 2 phi (p1 - l1)(u2 - p2) + (u2 - p2)^2)
+        U = D + sqrt((p2 - l2)^2 - 2 phi (p2 - l2)(u1 - p1) + (u1 - p1)^2)
+
+    with ``phi = (ad - bc - n/2) / sqrt((a+b)(c+d)(a+c)(b+d))`` when ``ad - bc > n/2``, 0 when
+    ``0 <= ad - bc <= n/2``, ``(ad - bc) / sqrt(...)`` when negative, and 0 when a margin is empty.
+    ``a``: both yes, ``b``: first yes and second no, ``c``: first no and second yes, ``d``: both no.
+    """
+    n = a + b + c + d
+    if n <= 0 or min(a, b, c, d) < 0:
+        raise ValueError(f"newcombe_paired needs counts >= 0 and n > 0 (got {a}, {b}, {c}, {d})")
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson(a + b, n, z)
+    l2, u2 = wilson(a + c, n, z)
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    num = 0.0 if margins == 0 else (cross - n / 2 if cross > n / 2 else min(cross, 0))
+    phi = num / math.sqrt(margins) if margins else 0.0
+    diff = (b - c) / n
+    low = diff - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    high = diff + math.sqrt(max(0.0, (p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2))
+    return max(-1.0, low), min(1.0, high)
+
+
+def _p(p: float | None) -> float | None:
+    return None if p is None else float(f"{p:.6g}")  # 6 significant digits: small p-values stay visible
+
+
+def _paired(measure: str, null: float, value: float, low: float, high: float, n: int, test: str,
+            p: float | None, interval: str, **extra) -> dict:
+    return {"measure": measure, "null": null, **stat(value, low, high, n), "test": test, "p": _p(p),
+            "measurable": None if p is None else bool(p < ALPHA), "interval": interval, **extra}
+
+
+def paired_rate(pairs: Sequence[tuple[bool, bool]]) -> dict:
+    """``Paired`` dict for a rate measured on both models over the same probes.
+
+    ``pairs`` holds ``(model has the event, reference has the event)`` per probe. ``value`` is
+    the difference of the two rates (model - reference) with Newcombe's paired interval, ``b``
+    the pairs where only the model has the event, ``c`` those where only the reference has it,
+    and ``p`` the exact McNemar p-value on ``b`` and ``c``. An empty sequence raises ValueError.
+    """
+    if not pairs:
+        raise ValueError("paired_rate needs at least one pair")
+    a = sum(bool(m) and bool(r) for m, r in pairs)
+    b = sum(bool(m) and not r for m, r in pairs)
+    c = sum(not m and bool(r) for m, r in pairs)
+    d = len(pairs) - a - b - c
+    low, high = newcombe_paired(a, b, c, d)
+    return _paired("difference", 0.0, (b - c) / len(pairs), low, high, len(pairs), "exact McNemar",
+                   mcnemar_exact(b, c), "Newcombe hybrid score (1998, method 10)", b=b, c=c)
+
+
+def boot_p(reps: np.ndarray, null: float) -> float | None:
+    """Two-sided bootstrap p-value of ``null``: twice the smaller share of replicates on either
+    side of it (each side counting ties), add-one corrected, at most 1. It is the smallest level
+    at which the percentile interval excludes ``null``: p < 0.05 when the 95% interval does."""
+    if reps.size == 0:
+        return None
+    below, above = int(np.sum(reps <= null)), int(np.sum(reps >= null))
+    return min(1.0, 2 * (min(below, above) + 1) / (reps.size + 1))
+
+
+def paired_boot(fn: Callable[..., float], columns: list[Sequence[float]], measure: str = "difference",
+                seed: int = 0, n_boot: int = N_BOOT) -> dict:
+    """``Paired`` dict for a statistic of both models' rows: ``fn(*columns)`` is the model's figure
+    minus (``measure="difference"``, null 0) or over (``"ratio"``, null 1) the reference's.
+
+    Rows (probes, passages) are resampled with the same indices for every column, so model and
+    reference stay paired; the interval is the 95% percentile interval, widened to include the
+    estimate, and ``p`` is ``boot_p``. With fewer than 2 rows there is no test (``p`` None).
+    """
+    arrays = [np.asarray(col, dtype=float) for col in columns]
+    n = len(arrays[0])
+    if n == 0 or any(len(a) != n for a in arrays):
+        raise ValueError(f"paired_boot needs equal, non-empty columns (got {[len(a) for a in arrays]})")
+    null = {"difference": 0.0, "ratio": 1.0}[measure]
+    value = float(fn(*arrays))
+    reps = _replicates(fn, arrays, n_boot, seed) if n >= 2 else np.array([])
+    low, high = (np.quantile(reps, [ALPHA / 2, 1 - ALPHA / 2]) if reps.size else (value, value))
+    p = boot_p(reps, null) if n >= 2 else None
+    return _paired(measure, null, value, min(float(low), value), max(float(high), value), n, "paired bootstrap",
+                   p, "paired percentile bootstrap")
+
+
+def mean_difference(model: np.ndarray, ref: np.ndarray) -> float:
+    """mean(model) - mean(ref) over paired rows (the mean of the per-row differences)."""
+    return float(np.mean(model) - np.mean(ref))
+
+
+def ratio_of_sums(model: np.ndarray, ref: np.ndarray) -> float:
+    """sum(model) / sum(ref) over paired rows; NaN when the reference sums to 0."""
+    return _ratio(model, ref)
+
+
+def perplexity_difference(nll_m: np.ndarray, tok_m: np.ndarray, nll_r: np.ndarray, tok_r: np.ndarray) -> float:
+    """Perplexity of the model minus that of the reference on the same passages."""
+    return _perplexity(nll_m, tok_m) - _perplexity(nll_r, tok_r)

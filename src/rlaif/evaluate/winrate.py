@@ -53,7 +53,9 @@ def win_score(verdict: str | None, p_model: float | None = None, mode: str | Non
 
 
 def _metric(name: str, description: str, model: dict | None, **extra) -> dict:
-    return {"name": name, "better": "higher", "description": description, "model": model, "ref": None, **extra}
+    # measured on the model alone (against 0.5), so there is no paired comparison with the reference
+    return {"name": name, "better": "higher", "description": description, "model": model, "ref": None,
+            "paired": None, **extra}
 
 
 RAW_TEXT = ("judge's preference for the model over the reference, both orders: mean per-probe score, the "

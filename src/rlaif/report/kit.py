@@ -1,4 +1,4 @@
-"""Building blocks of the run report: number formatting, reading a change off two intervals,
+"""Building blocks of the run report: number formatting, reading a change off the paired test,
 escaped HTML fragments, the page's inline style and its render check.
 
 All text that reaches the page goes through ``esc`` (model answers are untrusted); a fragment
@@ -16,6 +16,17 @@ NULL_VALUE = {"win_rate": (0.5, "even"), "preference_accuracy": (0.5, "chance"),
               "length_ratio": (1.0, "equal length")}
 # Where moving away from the null is expected and neither good nor bad in itself.
 NEUTRAL_AWAY = {"kl", "kl_per_token", "length_ratio"}
+
+
+# How the reading columns are decided (the report's tables and report.md say it in these words).
+PAIRED_READING = ("A change is measurable where the paired test says so (p < 0.05): the exact McNemar test on "
+                  "the probes whose answers changed, for rates; a paired bootstrap over probes or passages, for "
+                  "means, ratios and perplexity. Model - reference is the difference on the same probes with its "
+                  "95% interval (Newcombe's paired interval for rates); 'gained': probes where only the model has "
+                  "the event, 'lost': only the reference. Metrics of the model alone (win-rate, KL, held-out "
+                  "preference) are read from their interval against the value of no effect.")
+PAIRED_CAPTION = ("Green: better, red: worse, both only for a measurable change; grey: no measurable change or "
+                  "no better direction. " + PAIRED_READING)
 
 
 class Html(str):
@@ -67,19 +78,66 @@ def _apart(better: str | None, up: bool, what: str, neutral: bool = False) -> Ch
                   f"{'better' if good else 'worse'}: {side} than {what}, intervals apart")
 
 
-def compare(m: dict) -> Change:
-    """What a metric's 95% intervals say: model against reference, or, for metrics measured on the
-    model alone (win-rate, KL, held-out preference), against the value that means no effect.
+def p_text(p) -> str:
+    """A p-value: two significant digits, scientific notation below 0.001; '-' when there is none."""
+    if not isinstance(p, (int, float)) or isinstance(p, bool):
+        return "-"
+    return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
 
-    Overlapping intervals are read as no measurable change; this is conservative (two intervals
-    can overlap a little while the difference itself is significant), never optimistic.
+
+def _paired_ok(p) -> bool:
+    return _ok(p) and isinstance(p.get("p"), (int, float)) and isinstance(p.get("measurable"), bool)
+
+
+def paired_text(m: dict) -> str:
+    """The paired comparison in one cell: ``-0.150 [-0.247, -0.053]; 0 gained, 9 lost of 60 pairs``
+    (model minus reference, or ``ratio 0.750`` for a ratio, with its 95% interval); '-' when absent."""
+    pr = m.get("paired")
+    if not _ok(pr):
+        return "-"
+    head = f"{'ratio ' if pr.get('measure') == 'ratio' else ''}{fmt(pr['value'])} [{fmt(pr['low'])}, {fmt(pr['high'])}]"
+    if "b" in pr and "c" in pr:
+        head += f"; {pr['b']} gained, {pr['c']} lost of {pr.get('n')} pairs"
+    else:
+        head += f"; {pr.get('n')} pairs"
+    if pr.get("excluded"):
+        head += f" ({pr['excluded']} left out: one side not scored)"
+    return head
+
+
+def _paired_change(m: dict) -> Change:
+    """The reading from the paired test: a measurable change only where its p-value says so."""
+    pr, better = m["paired"], m.get("better")
+    test = f"{pr.get('test') or 'paired test'} p = {p_text(pr['p'])}"
+    if not pr["measurable"]:
+        return Change("same", f"no measurable change ({test})")
+    side = "higher" if pr["value"] > pr.get("null", 0.0) else "lower"
+    if better is None or m.get("name") in NEUTRAL_AWAY:
+        return Change("neutral", f"measurable change ({test}): {side} than the reference, neither good nor bad "
+                                 "in itself")
+    good = (side == "higher") == (better == "higher")
+    return Change("better" if good else "worse", f"{'better' if good else 'worse'}: measurable change ({test})")
+
+
+def compare(m: dict) -> Change:
+    """What a metric says: model against reference, or, for metrics measured on the model alone
+    (win-rate, KL, held-out preference), its 95% interval against the value that means no effect.
+
+    Model against reference is read from the paired test (``m["paired"]``: exact McNemar for
+    rates, paired bootstrap otherwise): a measurable change where its p-value is below 0.05.
+    An ``eval.json`` written before paired tests were recorded falls back to the two intervals,
+    and says that no paired test was recorded.
     """
     model, ref, better = m.get("model"), m.get("ref"), m.get("better")
     if not _ok(model):
         return Change("na", "not measured")
+    if _paired_ok(m.get("paired")):
+        return _paired_change(m)
+    if _ok(m.get("paired")):  # a paired entry without a test: a bootstrap needs at least 2 pairs
+        return Change("na", f"no paired test: {m['paired'].get('n')} pair(s), too few to resample")
     if _ok(ref):
         if model["low"] <= ref["high"] and ref["low"] <= model["high"]:
-            return Change("same", "intervals overlap: not a measurable change")
+            return Change("same", "intervals overlap; no paired test recorded (run eval again for one)")
         return _apart(better, model["low"] > ref["high"], "the reference")
     if m.get("name") in NULL_VALUE:
         null, word = NULL_VALUE[m["name"]]

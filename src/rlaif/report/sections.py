@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from rlaif.report import plots
 from rlaif.report.inputs import Run
-from rlaif.report.kit import Html, box, compare, esc, figure, fmt, kv_table, pct, stat_text, table
+from rlaif.report.kit import (PAIRED_CAPTION, Html, box, compare, esc, figure, fmt, kv_table, paired_text, pct,
+                              stat_text, table)
 from rlaif.synth.card import FUNNEL_TEXT
 
 LATE_DROPS = ("outside_mix", "balanced_out")  # removed after the pairs were formed, by the mix
@@ -249,12 +250,12 @@ def _metrics_table(ev: dict) -> Html:
         ch = compare(m)
         n = [s.get("n") for s in (m.get("ref"), m.get("model")) if isinstance(s, dict)]
         rows.append([m.get("name"), m.get("better") or "-", stat_text(m.get("ref")), stat_text(m.get("model")),
-                     "/".join(str(x) for x in dict.fromkeys(n)) or "-", ch.words, m.get("description") or ""])
+                     paired_text(m), "/".join(str(x) for x in dict.fromkeys(n)) or "-", ch.words,
+                     m.get("description") or ""])
         classes.append(ch.css)
-    return table(["metric", "better", "reference [95%]", "model [95%]", "n", "reading", "description"], rows,
-                 "metrics", "metrics-table", classes, "Green: better, red: worse, both only where the 95% intervals "
-                 "do not overlap (a conservative reading); grey: no measurable change or no better direction.",
-                 {2: "num", 3: "num", 4: "num", 5: "change"})
+    return table(["metric", "better", "reference [95%]", "model [95%]", "model - reference, paired [95%]", "n",
+                  "reading", "description"], rows, "metrics", "metrics-table", classes, PAIRED_CAPTION,
+                 {2: "num", 3: "num", 5: "num", 6: "change"})
 
 
 GATE_RESULTS = {True: ("pass", "pass"), False: ("FAIL", "fail"), None: ("not measured", "unmeasured")}
@@ -401,7 +402,8 @@ def examples_section(run: Run) -> Html | None:
         for name in (n for n in metrics if n.startswith(f"{suite}_") and n.endswith(RATE_SUFFIXES)):
             m = metrics[name]
             parts.append(Html(f'<p class="muted">{esc(name)}: reference {esc(stat_text(m.get("ref")))} -> model '
-                              f'{esc(stat_text(m.get("model")))} ({esc(compare(m).words)})</p>'))
+                              f'{esc(stat_text(m.get("model")))}, paired difference {esc(paired_text(m))} '
+                              f'({esc(compare(m).words)})</p>'))
         parts += [_example(r, f"example-{s}-{i}") for i, r in enumerate(pick_examples(rows))]
     return _section("examples", "Examples", Html('<p class="muted">Up to three probes per suite, answers that '
                                                  "differ first; answers are shown as plain text.</p>"), *parts)

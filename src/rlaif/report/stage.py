@@ -14,8 +14,8 @@ from pathlib import Path
 from rlaif.io import atomic_write_text
 from rlaif.report import plots
 from rlaif.report.inputs import Run, load_run
-from rlaif.report.kit import (Html, NEUTRAL_AWAY, box, compare, esc, fmt, kv_table, md_table, page, stat_text,
-                              table)
+from rlaif.report.kit import (PAIRED_READING, Html, NEUTRAL_AWAY, box, compare, esc, fmt, kv_table, md_table,
+                              p_text, page, paired_text, stat_text, table)
 from rlaif.report.sections import (dataset_section, evaluation_section, examples_section, funnel_rows,
                                    gate_result, judge_section, timings_section, training_section)
 
@@ -36,12 +36,15 @@ def headline_metrics(ev: dict) -> list[dict]:
 
 
 def metric_line(m: dict) -> str:
-    """One metric in words: reference -> model with intervals, the better direction, the reading."""
+    """One metric in words: reference -> model with intervals, the better direction, the reading from
+    the paired test, and the paired difference with its interval."""
     values = (f"reference {stat_text(m.get('ref'))} -> model {stat_text(m.get('model'))}" if m.get("ref")
               else f"model {stat_text(m.get('model'))}")
     better = (f"{m['better']} is better" if m.get("better") and m["name"] not in NEUTRAL_AWAY
               else "no better direction")
-    return f"{m['name']}: {values} ({better}; {compare(m).words})"
+    ch = compare(m)
+    paired = f"; model - reference {paired_text(m)}" if m.get("paired") and ch.css != "na" else ""
+    return f"{m['name']}: {values} ({better}; {ch.words}{paired})"
 
 
 def gate_counts(gates: list[dict]) -> dict[str, int]:
@@ -123,16 +126,13 @@ def warnings(run: Run) -> list[tuple[str, str]]:
 
 
 def _evaluation_warnings(ev: dict) -> list[tuple[str, str]]:
-    """Failed gates that the intervals cannot tell from noise, and models that barely differ."""
+    """Failed gates that the paired test (or the interval) cannot tell from noise, and models that barely differ."""
     out = []
     metrics = ev.get("metrics") or {}
     for g in ev.get("gates") or []:
         m = metrics.get(g.get("metric"))
         if g.get("passed") is False and m and compare(m).css == "same":
-            out.append(("evaluation", f"gate '{g.get('name')}' failed on a difference within the 95% intervals "
-                                      f"({stat_text(m.get('ref')) if m.get('ref') else 'no reference'} vs "
-                                      f"{stat_text(m.get('model'))}): gates compare point estimates; more probes "
-                                      "would be needed to tell a real change from noise"))
+            out.append(("evaluation", _noise_warning(g, m)))
     counts = ev.get("counts") or {}
     if counts.get("scored") and counts.get("identical_pairs", 0) * 2 > counts["scored"]:
         out.append(("evaluation", f"{counts['identical_pairs']} of {counts['scored']} probes got identical answers "
@@ -158,6 +158,19 @@ def _evaluation_warnings(ev: dict) -> list[tuple[str, str]]:
                                   f"{'safe' if grades[0] else 'unsafe'}: it does not tell answers apart, so the "
                                   "safe-practice rates measure the judge, not the models"))
     return out
+
+
+def _noise_warning(gate: dict, m: dict) -> str:
+    """A failed gate whose metric shows no measurable change: gates compare point estimates."""
+    pr = m.get("paired")
+    if isinstance(pr, dict) and isinstance(pr.get("p"), (int, float)):
+        seen = (f"the paired test finds no measurable change ({pr.get('test')} p = {p_text(pr['p'])}; "
+                f"model - reference {paired_text(m)})")
+    else:
+        ref = stat_text(m.get("ref")) if m.get("ref") else "no reference"
+        seen = f"on a difference within the 95% intervals ({ref} vs {stat_text(m.get('model'))})"
+    return (f"gate '{gate.get('name')}' failed, but {seen}: gates compare point estimates; more probes would be "
+            "needed to tell a real change from noise")
 
 
 # ----------------------------------------------------------------------------- summary
@@ -224,10 +237,12 @@ def _headline_html(run: Run, lines: list[str]) -> Html:
     rows, classes = [], []
     for m in headline_metrics(ev):
         ch = compare(m)
-        rows.append([m["name"], m.get("better") or "-", stat_text(m.get("ref")), stat_text(m.get("model")), ch.words])
+        rows.append([m["name"], m.get("better") or "-", stat_text(m.get("ref")), stat_text(m.get("model")),
+                     paired_text(m), ch.words])
         classes.append(ch.css)
-    tbl = table(["metric", "better", "reference [95% interval]", "model [95% interval]", "reading"], rows,
-                "metrics headline-table", "headline-table", classes, col_classes={2: "num", 3: "num", 4: "change"})
+    tbl = table(["metric", "better", "reference [95% interval]", "model [95% interval]",
+                 "model - reference, paired [95%]", "reading"], rows, "metrics headline-table", "headline-table",
+                classes, col_classes={2: "num", 3: "num", 5: "change"})
     return Html(f'<div class="headline" id="headline"><h2>Headline</h2><p>{badge}</p>{tbl}</div>')
 
 
@@ -252,9 +267,10 @@ def render_markdown(run: Run, lines: list[str], html_path: Path) -> str:
     metrics = (run.eval.get("metrics") or {}).values()
     if metrics:
         rows = [[m["name"], m.get("better") or "-", stat_text(m.get("ref")), stat_text(m.get("model")),
-                 (m.get("model") or {}).get("n", "-"), compare(m).words] for m in metrics]
-        out += ["## Metrics", "", "95% intervals; overlapping intervals are read as no measurable change.", ""]
-        out += md_table(["metric", "better", "reference", "model", "n", "reading"], rows, "--rrr-") + [""]
+                 paired_text(m), (m.get("model") or {}).get("n", "-"), compare(m).words] for m in metrics]
+        out += ["## Metrics", "", f"95% intervals. {PAIRED_READING}", ""]
+        out += md_table(["metric", "better", "reference", "model", "model - reference, paired", "n", "reading"], rows,
+                        "--rr-r-") + [""]
     gates = run.eval.get("gates") or []
     if gates:
         out += ["## Gates", ""] + md_table(["gate", "result", "detail"], [

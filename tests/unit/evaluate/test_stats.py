@@ -1,4 +1,5 @@
-"""Unit tests for rlaif.stats: Wilson intervals and the paired percentile bootstrap."""
+"""Unit tests for rlaif.evaluate.stats: Wilson intervals, the percentile bootstrap, and the paired
+comparisons (exact McNemar, Newcombe's paired interval, the paired bootstrap and its p-value)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rlaif.evaluate.stats import bootstrap, mean_stat, perplexity_stat, rate, ratio_stat, stat, wilson
+from rlaif.evaluate.stats import (boot_p, bootstrap, mcnemar_exact, mean_difference, mean_stat, newcombe_paired,
+                                  paired_boot, paired_rate, perplexity_stat, rate, ratio_of_sums, ratio_stat, stat,
+                                  wilson)
 
 
 # Published / hand-computed 95% Wilson intervals (z = 1.96):
@@ -144,3 +149,114 @@ def test_perplexity_stat():
     assert perplexity_stat([3.0], [2])["value"] == pytest.approx(math.exp(1.5), abs=1e-6)
     with pytest.raises(ValueError):
         perplexity_stat([1.0], [0])
+
+
+# ----------------------------------------------------------------------------- paired comparisons
+
+# Hand-worked: p = min(1, 2 * sum_{i <= min(b, c)} C(b + c, i) / 2^(b + c))
+@pytest.mark.parametrize("b,c,p", [
+    (9, 0, 2 * 0.5 ** 9),               # issue 14: 9 changed answers, all one way -> 0.00390625
+    (0, 9, 0.00390625),
+    (5, 5, 1.0), (0, 0, 1.0), (1, 0, 1.0),  # b = c, or no discordant pair, or too few to say anything
+    (5, 0, 2 / 32),                     # 5 changed answers, all one way: still p > 0.05 (README)
+    (6, 0, 2 / 64),                     # 6 are the fewest that reach p < 0.05
+    (6, 1, 2 * (1 + 7) / 128),
+    (10, 2, 2 * (1 + 12 + 66) / 4096),
+])
+def test_mcnemar_exact_hand_worked(b, c, p):
+    assert mcnemar_exact(b, c) == p
+
+
+def test_mcnemar_exact_on_agresti_presidential_approval():
+    """Agresti, Categorical Data Analysis, table 10.1: approval of the president in two surveys of the
+    same 1600 people, 794 / 150 / 86 / 570; only the 150 + 86 who changed their answer count. The exact
+    two-sided value is cross-checked against scipy's binomial test, an independent implementation."""
+    p = mcnemar_exact(150, 86)
+    assert p == pytest.approx(3.7159e-05, rel=1e-4)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert p == pytest.approx(scipy_stats.binomtest(86, 236, 0.5).pvalue, rel=1e-9)
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 3)
+
+
+# Newcombe (1998), Statistics in Medicine 17:2635-2650, table II, method 10 (a, b, c, d -> 95% interval)
+@pytest.mark.parametrize("a,b,c,d,low,high", [
+    (36, 12, 2, 0, 0.0569, 0.3404),
+    (18, 12, 2, 18, 0.0562, 0.3290),
+    (53, 0, 0, 1, -0.0729, 0.0729),
+    (0, 30, 0, 0, 0.8395, 1.0),
+])
+def test_newcombe_paired_matches_the_published_examples(a, b, c, d, low, high):
+    lo, hi = newcombe_paired(a, b, c, d)
+    assert lo == pytest.approx(low, abs=1e-4) and hi == pytest.approx(high, abs=1e-4)
+
+
+@given(st.integers(0, 40), st.integers(0, 40), st.integers(0, 40), st.integers(0, 40))
+def test_newcombe_paired_contains_the_difference_and_mirrors(a, b, c, d):
+    if a + b + c + d == 0:
+        return
+    lo, hi = newcombe_paired(a, b, c, d)
+    diff = (b - c) / (a + b + c + d)
+    assert -1.0 <= lo <= diff + 1e-12 and diff - 1e-12 <= hi <= 1.0
+    mlo, mhi = newcombe_paired(a, c, b, d)  # the two models swapped: the interval flips sign
+    assert mlo == pytest.approx(-hi, abs=1e-12) and mhi == pytest.approx(-lo, abs=1e-12)
+
+
+def test_paired_rate_on_the_issue_case_finds_what_two_intervals_miss():
+    pairs = [(True, True)] * 39 + [(False, True)] * 9 + [(False, False)] * 12
+    pr = paired_rate(pairs)
+    assert (pr["b"], pr["c"], pr["n"], pr["test"]) == (0, 9, 60, "exact McNemar")
+    assert pr["p"] == 0.00390625 and pr["measurable"] is True
+    assert pr["value"] == pytest.approx(-0.15) and pr["high"] < 0  # the interval of the difference excludes 0
+    assert (pr["low"], pr["high"]) == (round(newcombe_paired(39, 0, 9, 12)[0], 6),
+                                       round(newcombe_paired(39, 0, 9, 12)[1], 6))
+    model, ref = wilson(39, 60), wilson(48, 60)
+    assert model[1] > ref[0]  # the two separate 95% intervals overlap: reading them would see no change
+    none = paired_rate([(True, True)] * 5 + [(True, False), (False, True)] + [(False, False)] * 3)
+    assert none["p"] == 1.0 and none["measurable"] is False and none["value"] == 0.0
+    with pytest.raises(ValueError):
+        paired_rate([])
+
+
+def test_boot_p_hand_worked():
+    assert boot_p(np.arange(1.0, 4.0), 0.0) == 2 * 1 / 4     # no replicate at or below 0: (0 + 1) / (3 + 1), twice
+    assert boot_p(np.arange(1.0, 20.0), 0.0) == 2 * 1 / 20
+    assert boot_p(np.array([-1.0, 1.0, 2.0, 3.0]), 0.0) == 2 * 2 / 5
+    assert boot_p(np.zeros(10), 0.0) == 1.0                  # every replicate is the null
+    assert boot_p(np.array([]), 0.0) is None
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(20, 60), shift=st.floats(0.05, 1.0),
+       sign=st.sampled_from([1.0, -1.0]))
+def test_a_constant_shift_in_every_pair_is_measured_where_unpaired_intervals_overlap(seed, n, shift, sign):
+    ref = np.random.default_rng(seed).normal(50.0, 10.0, size=n)
+    model = ref + sign * shift
+    m, r = mean_stat(model), mean_stat(ref)
+    assert m["low"] <= r["high"] and r["low"] <= m["high"]  # unpaired: the intervals overlap
+    pr = paired_boot(mean_difference, [model, ref])
+    assert pr["value"] == pytest.approx(sign * shift, abs=1e-6)  # rounded to 6 decimals
+    assert (pr["low"] > 0) if sign > 0 else (pr["high"] < 0)  # paired: the interval of the difference excludes 0
+    assert pr["p"] < 0.05 and pr["measurable"] is True and pr["test"] == "paired bootstrap" and pr["n"] == n
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), factor=st.floats(1.01, 1.1))
+def test_a_constant_factor_in_every_pair_gives_a_ratio_interval_excluding_1(seed, factor):
+    ref = np.random.default_rng(seed).integers(5, 200, size=40).astype(float)
+    model = ref * factor
+    m, r = mean_stat(model), mean_stat(ref)
+    assert m["low"] <= r["high"]  # unpaired: overlapping
+    pr = paired_boot(ratio_of_sums, [model, ref], "ratio")
+    assert pr["value"] == pytest.approx(factor, rel=1e-5) and pr["low"] > 1.0 and pr["null"] == 1.0
+    assert pr["measurable"] is True
+
+
+def test_paired_boot_without_change_or_rows():
+    same = [3.0, 5.0, 8.0, 1.0]
+    pr = paired_boot(mean_difference, [same, list(same)])
+    assert (pr["value"], pr["low"], pr["high"], pr["p"], pr["measurable"]) == (0.0, 0.0, 0.0, 1.0, False)
+    one = paired_boot(mean_difference, [[4.0], [1.0]])
+    assert one["value"] == 3.0 and one["p"] is None and one["measurable"] is None
+    with pytest.raises(ValueError):
+        paired_boot(mean_difference, [[1.0, 2.0], [1.0]])

@@ -3,6 +3,7 @@ model output escaped, failed gates shown, missing stages said plainly."""
 
 from __future__ import annotations
 
+import json
 import re
 from html.parser import HTMLParser
 
@@ -78,8 +79,8 @@ def test_headline_intervals_and_directions(full_report):
     lines = out["headline"]
     harmful = next(line for line in lines if line.startswith("harmful_refusal"))
     assert "0.400 [0.250, 0.580] -> model 0.900 [0.740, 0.970]" in harmful and "better" in harmful
-    assert "intervals overlap: not a measurable change" in next(
-        line for line in lines if line.startswith("borderline_over_refusal"))
+    assert ("no measurable change (exact McNemar p = 1); model - reference 0.033 [-0.133, 0.200]; 3 gained, 2 lost "
+            "of 30 pairs" in next(line for line in lines if line.startswith("borderline_over_refusal")))
     assert "worse" in next(line for line in lines if line.startswith("sycophancy_capitulation"))
     assert "not distinguishable from even" in next(line for line in lines if line.startswith("win_rate"))
     assert lines[-1] == "gates: 2 passed, 1 failed, 1 not measured: FAILED"  # a failure outranks a gap
@@ -144,10 +145,11 @@ def test_warnings_and_notes_are_prominent(full_report):
 
 def test_markdown_has_the_metrics_table(full_report):
     out, _, md = full_report
-    assert "| metric | better | reference | model | n | reading |" in md
-    assert ("| harmful_refusal | higher | 0.400 [0.250, 0.580] | 0.900 [0.740, 0.970] | 30 | better: higher than "
-            "the reference, intervals apart |") in md
-    assert "| perplexity | lower | 20.0 [18.0, 22.0] | 21.0 [19.0, 23.0] | 40 |" in md
+    assert "| metric | better | reference | model | model - reference, paired | n | reading |" in md
+    assert ("| harmful_refusal | higher | 0.400 [0.250, 0.580] | 0.900 [0.740, 0.970] | 0.500 [0.283, 0.658]; "
+            "15 gained, 0 lost of 30 pairs | 30 | better: measurable change (exact McNemar p = 6.1e-05) |") in md
+    assert ("| perplexity | lower | 20.0 [18.0, 22.0] | 21.0 [19.0, 23.0] | 1.000 [-0.400, 2.400]; 40 pairs | 40 | "
+            "no measurable change (paired bootstrap p = 0.16) |") in md
     assert "| train pairs | 22 |" in md and "| removed: the judge gave no usable verdict | -1 |" in md
     assert str(out["html"]) in md
     for line in out["headline"]:
@@ -312,3 +314,77 @@ def test_the_training_section_shows_precision_and_how_far_the_weights_moved(tmp_
     assert ("7.7% of 78,912 trainable parameters changed value; relative update norm ||θ − θ0|| / ||θ0|| 7.21e-05 "
             "(bound if every weight moved by the learning rate at every step: 1.20e-03)") in html
     assert "training: training barely changed the weights: 7.7% of 78,912" in html
+
+
+def _issue_run(tmp_path):
+    """The fixture run folder with issue 14's before/after case as its evaluation."""
+    from tests.paired_case import issue_eval
+    from tests.report_fixture import write_json
+
+    run = make_run(tmp_path / "run")
+    ev = issue_eval()
+    write_json(run / "eval" / "eval.json", ev)
+    man = json.loads((run / "manifest.json").read_text())
+    man["stages"]["eval"] = {k: v for k, v in ev.items() if k != "responses"}
+    write_json(run / "manifest.json", man)
+    return run, ev
+
+
+def test_the_issue_case_reads_as_a_measurable_change_and_its_failed_gate_is_not_noise(tmp_path):
+    run, ev = _issue_run(tmp_path)
+    m = ev["metrics"]["harmful_refusal"]
+    assert m["model"]["low"] <= m["ref"]["high"]  # the two intervals overlap, as in the issue
+    assert next(g for g in ev["gates"] if g["metric"] == "harmful_refusal")["passed"] is False
+    out = write_report(run)
+    html, md = out["html"].read_text(encoding="utf-8"), out["markdown"].read_text(encoding="utf-8")
+    line = next(line for line in out["headline"] if line.startswith("harmful_refusal"))
+    assert ("reference 0.800 [0.682, 0.882] -> model 0.650 [0.524, 0.758] (higher is better; worse: measurable "
+            "change (exact McNemar p = 0.0039); model - reference -0.150 [-0.247, -0.053]; 0 gained, 9 lost of 60 "
+            "pairs)") in line
+    assert re.search(r'<tr class="worse">\s*<td>harmful_refusal', html)
+    assert ("| harmful_refusal | higher | 0.800 [0.682, 0.882] | 0.650 [0.524, 0.758] | -0.150 [-0.247, -0.053]; "
+            "0 gained, 9 lost of 60 pairs | 60 | worse: measurable change (exact McNemar p = 0.0039) |") in md
+    for text in (html, md):
+        assert "intervals overlap" not in text and "noise" not in text
+        assert "gate &#x27;harmful_refusal" not in text and "gate 'harmful_refusal" not in text  # no warning
+
+
+def test_a_failed_gate_is_called_noise_only_when_the_paired_test_finds_no_change(tmp_path):
+    from tests.report_fixture import write_json
+
+    run = make_run(tmp_path / "run")
+    ev = json.loads((run / "eval" / "eval.json").read_text())
+    ev["gates"].append({"name": "borderline_over_refusal <= ref", "metric": "borderline_over_refusal",
+                        "passed": False, "detail": "model 0.200 > ref 0.150 + 0.000"})
+    write_json(run / "eval" / "eval.json", ev)
+    md = write_report(run)["markdown"].read_text(encoding="utf-8")
+    assert ("gate 'borderline_over_refusal <= ref' failed, but the paired test finds no measurable change (exact "
+            "McNemar p = 1; model - reference 0.033 [-0.133, 0.200]; 3 gained, 2 lost of 30 pairs): gates compare "
+            "point estimates") in md
+    assert "gate 'sycophancy_capitulation" not in md  # failed on a measurable change (p = 4.9e-04): no excuse
+
+
+@pytest.mark.parametrize("paired,css,words", [
+    ({"value": -0.15, "low": -0.247, "high": -0.053, "n": 60, "null": 0.0, "p": 0.00390625, "measurable": True,
+      "test": "exact McNemar", "b": 0, "c": 9}, "worse", "worse: measurable change (exact McNemar p = 0.0039)"),
+    ({"value": 0.15, "low": 0.05, "high": 0.25, "n": 60, "null": 0.0, "p": 0.0039, "measurable": True,
+      "test": "exact McNemar"}, "better", "better: measurable change (exact McNemar p = 0.0039)"),
+    ({"value": 0.02, "low": -0.1, "high": 0.1, "n": 60, "null": 0.0, "p": 0.73, "measurable": False,
+      "test": "exact McNemar"}, "same", "no measurable change (exact McNemar p = 0.73)"),
+    (None, "same", "intervals overlap; no paired test recorded (run eval again for one)"),
+    ({"value": 3.0, "low": 3.0, "high": 3.0, "n": 1, "null": 0.0, "p": None, "measurable": None,
+      "test": "paired bootstrap"}, "na", "no paired test: 1 pair(s), too few to resample"),
+])
+def test_compare_reads_the_paired_test(paired, css, words):
+    m = {"name": "harmful_refusal", "better": "higher", "paired": paired,
+         "model": {"value": 0.65, "low": 0.52, "high": 0.76, "n": 60},
+         "ref": {"value": 0.8, "low": 0.68, "high": 0.88, "n": 60}}
+    assert (compare(m).css, compare(m).words) == (css, words)
+
+
+def test_a_neutral_metric_with_a_measurable_change_is_neither_good_nor_bad():
+    m = {"name": "length_ratio", "better": None, "model": {"value": 0.75, "low": 0.6, "high": 0.9, "n": 9},
+         "ref": None, "paired": {"measure": "ratio", "null": 1.0, "value": 0.75, "low": 0.6, "high": 0.9, "n": 9,
+                                 "p": 0.001, "measurable": True, "test": "paired bootstrap"}}
+    assert compare(m).css == "neutral" and compare(m).words.startswith(
+        "measurable change (paired bootstrap p = 0.001): lower than the reference")

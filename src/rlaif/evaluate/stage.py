@@ -138,8 +138,9 @@ def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict, syco: 
     pairs = [(s, p) for s in suites for p in s.probes
              if (s.name, p.id, "model") in greedy and (s.name, p.id, "ref") in greedy]
     answers = [(s, p, greedy[(s.name, p.id, role)]) for s, p in pairs for role in ("model", "ref")]
+    judged = syco is not None  # a capable judge graded capitulation, else the offline scorer decides
     scores = dict(zip((a.id for _, _, a in answers),
-                      score_answers([Answer(s.kind, p, a.text, grades.get(a.id), (syco or {}).get(a.id), syco is not None)
+                      score_answers([Answer(s.kind, p, a.text, grades.get(a.id), (syco or {}).get(a.id), judged)
                                      for s, p, a in answers])))
     records = []
     for s, p in pairs:
@@ -147,7 +148,8 @@ def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict, syco: 
         j = wins.get((mr.id, rr.id))
         identical = mr.text.strip() == rr.text.strip()
         win = ({"score": 0.5, "verdict": "tie", "p_model": 0.5, "reason": "identical answers"} if identical else
-               {"score": win_score(j.verdict, j.p_a, j.judge.mode), "verdict": j.verdict, "p_model": j.p_a, "reason": j.reason}
+               {"score": win_score(j.verdict, j.p_a, j.judge.mode), "verdict": j.verdict, "p_model": j.p_a,
+                "reason": j.reason}
                if j else {"score": None, "verdict": None, "p_model": None, "reason": "not judged (see failures.jsonl)"})
         win = flagged_win(mr.text, rr.text) or win  # an answer that addressed the judge decides the pair
         records.append({"suite": s.name, "kind": s.kind, "probe_id": p.id, "prompt": p.chat(),

@@ -66,7 +66,6 @@ class EchoModel:
         self.tokenizer = tokenizer or chatml_tokenizer()
 
     def generate(self, requests):
-        from rlaif.backends.base import Completion
 
         return [self.completion(f"About '{r.messages[-1][1]}': no.") for r in requests]
 
@@ -134,7 +133,6 @@ class NamedModel(EchoModel):
     """Labelled fake: an EchoModel whose answers name it, so the model's and the reference's differ."""
 
     def generate(self, requests):
-        from rlaif.backends.base import Completion
 
         return [self.completion(f"{self.name} on '{r.messages[-1][1]}': no.") for r in requests]
 
@@ -442,7 +440,6 @@ class CavingModel(EchoModel):
     """Labelled fake: agrees with whatever the user said last (and so repeats the check word)."""
 
     def generate(self, requests):
-        from rlaif.backends.base import Completion
 
         return [self.completion(f"You're right, sorry. {r.messages[-1][1][4:]}") for r in requests]
 

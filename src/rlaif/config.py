@@ -253,6 +253,10 @@ class EvalConfig(Section):
     limit: int | None = Field(None, ge=1, description="Use only the first N probes of each suite.")
     max_new_tokens: int = Field(128, ge=8, description="Answer length for both models (greedy decoding).")
     batch_size: int = Field(16, ge=1, description="Generation and scoring batch size.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description=(
+        "Precision both models are loaded in, on any device. float32 by default: DPO's updates are small, "
+        "and a bfloat16 copy of the trained model rounds most of them away (bench/RESULTS.md section 8), "
+        "so it would look closer to its reference than it is."))
     kl_samples: bool = Field(True, description=(
         "Sample one answer per probe from the model (temperature 1) to estimate KL(model || reference)."))
     neutral_text: str = Field("neutral_text", description="Passages for perplexity: shipped name or a JSONL "

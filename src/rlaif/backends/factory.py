@@ -47,8 +47,18 @@ class BackendPool:
     identities: dict = field(default_factory=dict)
     _db: object = None
 
+    @staticmethod
+    def _key(kind: str, model: str, options: dict) -> tuple:
+        """A local model asked for without a dtype and with the dtype that default resolves to is
+        the same model: one load, not two."""
+        if kind == "local":
+            from rlaif.backends.identity import resolve_dtype
+
+            options = {**options, "dtype": resolve_dtype(options.get("device"), options.get("dtype"))}
+        return kind, model, tuple(sorted(options.items()))
+
     def get(self, kind: str, model: str, **options):
-        key = (kind, model, tuple(sorted(options.items())))
+        key = self._key(kind, model, options)
         if key not in self.loaded:
             backend = make_backend(kind, model, self.meter, **options)
             if kind != "local" and self.cache is not None and self.cache.enabled:
@@ -61,7 +71,7 @@ class BackendPool:
     def identity(self, kind: str, model: str, **options) -> dict:
         """The backend's identity (see identity.py), for planning: a local model's comes from its
         files without loading it (or from the instance already loaded); a server is asked once."""
-        key = (kind, model, tuple(sorted(options.items())))
+        key = self._key(kind, model, options)
         if key not in self.identities:
             if key in self.loaded or kind != "local":
                 self.identities[key] = self.get(kind, model, **options).identity()

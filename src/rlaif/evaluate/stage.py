@@ -170,7 +170,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     suites = load_suites(cfg.suites, cfg.limit)
     judge, judge_note = eval_judge_config(judge, pool)
     _check_inputs(target, suites, cfg, judge)
-    opts = ModelSpec(batch_size=cfg.batch_size).options()
+    opts = ModelSpec(batch_size=cfg.batch_size, dtype=cfg.dtype).options()  # float32 unless asked: see EvalConfig
     backends = {"model": pool.get("local", target.model, **opts), "ref": pool.get("local", target.ref, **opts)}
     fps = {k: fingerprint(b.lm) for k, b in backends.items()}
     notes = [judge_note] if judge_note else []

@@ -160,3 +160,14 @@ def test_the_pool_plans_without_loading_and_the_loaded_model_agrees(tmp_path):
         planned = pool.identity("local", folder, **opts)
         assert pool.loaded == {}  # planning read the files only
         assert pool.get("local", folder, **opts).identity() == planned == local_identity(folder, "cpu")
+
+
+def test_a_local_model_asked_for_with_its_default_dtype_spelled_out_is_loaded_once(tmp_path):
+    """Eval asks for float32 explicitly; on CPU that is the default, so the model synth loaded
+    (no dtype given) is the same one and is not loaded a second time."""
+    folder = str(tiny_model(tmp_path / "m", seed=0, chat=True))
+    with BackendPool() as pool:
+        a = pool.get("local", folder, device="cpu", dtype=None, batch_size=2)
+        assert pool.get("local", folder, device="cpu", dtype="float32", batch_size=2) is a
+        assert pool.get("local", folder, device="cpu", dtype="bfloat16", batch_size=2) is not a
+        assert len(pool.loaded) == 2

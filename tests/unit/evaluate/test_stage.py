@@ -591,3 +591,21 @@ def test_drift_scores_held_out_pairs_on_the_tokens_dpo_trainer_trains_on(chatml_
     assert drift["margins"] == pytest.approx([margin(full)], abs=1e-4)
     bare = [p + tok(t, add_special_tokens=False)["input_ids"] for t in answers]  # the answers without their end of turn
     assert abs(margin(full) - margin(bare)) > 0.1
+
+
+def test_eval_loads_both_models_in_float32_unless_asked_otherwise(tmp_path, monkeypatch):
+    """A bfloat16 copy of a DPO-trained model rounds most of its small updates away (on a GPU the
+    local backend's default is bfloat16), so eval asks for float32 on every device."""
+
+    class RecordingPool(FakePool):
+        def __init__(self):
+            super().__init__()
+            self.options = {}
+
+        def get(self, kind, model, **options):
+            self.options[model] = options
+            return super().get(kind, model, **options)
+
+    pool = RecordingPool()
+    _eval(tmp_path, monkeypatch, pool=pool)
+    assert pool.options["m"]["dtype"] == pool.options["r"]["dtype"] == "float32"

@@ -133,12 +133,17 @@ def grade_messages(probe: Prompt, answer: str, structured: bool) -> list[dict]:
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
+def grader_info(cfg: JudgeConfig, backend) -> JudgeInfo:
+    """Who grades: recorded on every grade an eval grader (secure coding, capitulation) writes."""
+    return JudgeInfo(backend=cfg.teacher.backend, model=cfg.teacher.model, mode=cfg.mode, constitution="",
+                     identity=backend.identity())
+
+
 class SafePracticeGrader:
     def __init__(self, cfg: JudgeConfig, backend):
         self.cfg, self.backend = cfg, backend
         self.caps = backend.capabilities()
-        self.info = JudgeInfo(backend=cfg.teacher.backend, model=cfg.teacher.model, mode=cfg.mode, constitution="",
-                              identity=backend.identity())
+        self.info = grader_info(cfg, backend)
 
     def __call__(self, items: list[GradeItem]) -> list[SafeGrade | FailedRow]:
         if self.cfg.mode == "logprob":

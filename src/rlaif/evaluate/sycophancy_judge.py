@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
 from rlaif.config import JudgeConfig
+from rlaif.evaluate.graders import grader_info
 from rlaif.evaluate.sycophancy import score_capitulation
 from rlaif.io import run_chunked
 from rlaif.judge.mode import is_embedded
@@ -102,8 +103,7 @@ class CapitulationGrader:
     def __init__(self, cfg: JudgeConfig, backend):
         self.cfg, self.backend = cfg, backend
         self.caps = backend.capabilities()
-        self.info = JudgeInfo(backend=cfg.teacher.backend, model=cfg.teacher.model, mode=cfg.mode, constitution="",
-                              identity=backend.identity())
+        self.info = grader_info(cfg, backend)
 
     def __call__(self, items: list[SycoItem]) -> list[CapitulationGrade | FailedRow]:
         return self._logprob(items) if self.cfg.mode == "logprob" else [self._structured(it) for it in items]

@@ -11,7 +11,7 @@ import html
 from dataclasses import dataclass
 
 # Metrics measured on the model alone, read against the value that means "no effect".
-NULL_VALUE = {"win_rate": (0.5, "even"), "preference_accuracy": (0.5, "chance"),
+NULL_VALUE = {"win_rate": (0.5, "even"), "win_rate_lc": (0.5, "even"), "preference_accuracy": (0.5, "chance"),
               "reward_margin": (0.0, "zero"), "kl": (0.0, "no change"), "kl_per_token": (0.0, "no change"),
               "length_ratio": (1.0, "equal length")}
 # Where moving away from the null is expected and neither good nor bad in itself.

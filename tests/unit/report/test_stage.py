@@ -388,3 +388,11 @@ def test_a_neutral_metric_with_a_measurable_change_is_neither_good_nor_bad():
                                  "p": 0.001, "measurable": True, "test": "paired bootstrap"}}
     assert compare(m).css == "neutral" and compare(m).words.startswith(
         "measurable change (paired bootstrap p = 0.001): lower than the reference")
+
+
+def test_the_length_controlled_win_rate_is_read_against_even_like_the_raw_one():
+    lc = {"name": "win_rate_lc", "better": "higher", "ref": None, "paired": None,
+          "model": {"value": 0.498, "low": 0.494, "high": 0.502, "n": 10}}
+    assert compare(lc).words == "interval contains 0.5: not distinguishable from even"
+    lc["model"] = {"value": 0.7, "low": 0.6, "high": 0.8, "n": 10}
+    assert compare(lc).css == "better"

@@ -42,7 +42,11 @@ def chat_ids(tokenizer, chat: list[dict], prefill: str = "") -> list[int]:
     data = _control_tokens(tuple(tokenizer.added_tokens_encoder))
     text = tokenizer.apply_chat_template(mark_control_tokens(chat, data), tokenize=False,
                                          add_generation_prompt=True)
-    return encode_marked_chat(tokenizer, text + mark_control_tokens(prefill, data))
+    try:
+        return encode_marked_chat(tokenizer, text + mark_control_tokens(prefill, data))
+    except ValueError as e:  # a tokenizer that can spell a control token out of plain text
+        raise ModelError(f"{tokenizer.name_or_path}: cannot keep data text apart from its control tokens: {e}",
+                         hint="use a tokenizer whose special tokens plain text cannot produce") from e
 
 
 @functools.lru_cache(maxsize=8)

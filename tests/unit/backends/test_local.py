@@ -93,6 +93,22 @@ class CaptureJudge:
         return {"prefill": True, "logprobs": True, "structured": "prompt"}
 
 
+def test_a_tokenizer_that_cannot_keep_data_apart_is_a_one_line_model_error(tok, monkeypatch):
+    """transformers refuses (ValueError) a tokenizer whose plain text can spell a control token;
+    that is a clean ModelError naming the tokenizer, not a traceback. The refusal is faked here:
+    no tokenizer at hand has that flaw."""
+    import transformers.utils.chat_template_utils as ctu
+
+    from rlaif.errors import ModelError
+
+    def refuse(tokenizer, text):  # labelled fake of transformers' refusal
+        raise ValueError("plain text encodes to a control token")
+
+    monkeypatch.setattr(ctu, "encode_marked_chat", refuse)
+    with pytest.raises(ModelError, match="cannot keep data text apart from its control tokens: plain text"):
+        chat_ids(tok, [{"role": "user", "content": "hi"}])
+
+
 def test_a_candidate_cannot_end_the_judges_turn_in_the_local_backends_input(tok):
     from rlaif.config import JudgeConfig
     from rlaif.judge.constitution import load_constitution

@@ -203,15 +203,21 @@ def grade_safe_practice(items: list[GradeItem], cfg: JudgeConfig, pool: BackendP
                         chunk: int) -> dict:
     if cfg.mode == "auto":  # a bug, not a user error: the pick goes into every grade's id
         raise ValueError("judge.mode 'auto' must be resolved (eval_judge_config) before grading")
+    return run_grader(items, SafePracticeGrader, cfg, pool, out_dir / SAFE_GRADES, SafeGrade, chunk)
+
+
+def run_grader(items: list, grader: type, cfg: JudgeConfig, pool: BackendPool, path: Path, row: type,
+               chunk: int) -> dict:
+    """Grade ``items`` (each with an ``id``) with ``grader(cfg, backend)``, appending ``row`` rows to
+    ``path`` as they are made (resumed by id). The judge is loaded only if something is left to grade."""
     state: dict = {}
 
-    def compute(batch: list[GradeItem]):
+    def compute(batch: list):
         if "grader" not in state:
-            state["grader"] = SafePracticeGrader(cfg, pool.get(cfg.teacher.backend, cfg.teacher.model,
-                                                               **cfg.teacher.options()))
+            state["grader"] = grader(cfg, pool.get(cfg.teacher.backend, cfg.teacher.model, **cfg.teacher.options()))
         return state["grader"](batch)
 
-    return run_chunked(items, lambda it: it.id, compute, out_dir / SAFE_GRADES, SafeGrade, chunk, "grade", "answer")
+    return run_chunked(items, lambda it: it.id, compute, path, row, chunk, "grade", "answer")
 
 
 def grade_items(probes: dict[tuple[str, str], Prompt], responses: list[EvalResponse], cfg: JudgeConfig,

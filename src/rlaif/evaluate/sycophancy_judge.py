@@ -25,9 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rlaif.backends import BackendPool, GenRequest, SamplingParams, ScoreRequest
 from rlaif.config import JudgeConfig
-from rlaif.evaluate.graders import grader_info
+from rlaif.evaluate.graders import grader_info, run_grader
 from rlaif.evaluate.sycophancy import score_capitulation
-from rlaif.io import run_chunked
 from rlaif.judge.mode import is_embedded
 from rlaif.judge.stage import MIN_LETTER_MASS
 from rlaif.judge.injection import PAIR_TAGS
@@ -197,16 +196,7 @@ def grade_sycophancy(items: list[SycoItem], cfg: JudgeConfig, pool: BackendPool,
     """Grade with the judge, appending to ``sycophancy_grades.jsonl`` (resumed by id)."""
     if not capable_judge(cfg):  # a bug, not a user error: the caller decides who grades
         raise ValueError("the sycophancy judge needs a resolved, capable judge (see capable_judge)")
-    state: dict = {}
-
-    def compute(batch: list[SycoItem]):
-        if "grader" not in state:
-            state["grader"] = CapitulationGrader(cfg, pool.get(cfg.teacher.backend, cfg.teacher.model,
-                                                               **cfg.teacher.options()))
-        return state["grader"](batch)
-
-    return run_chunked(items, lambda it: it.id, compute, out_dir / SYCOPHANCY_GRADES, CapitulationGrade, chunk,
-                       "grade", "answer")
+    return run_grader(items, CapitulationGrader, cfg, pool, out_dir / SYCOPHANCY_GRADES, CapitulationGrade, chunk)
 
 
 def capitulation_fields(probe: Prompt, text: str, grade: CapitulationGrade | None, judged: bool) -> dict:

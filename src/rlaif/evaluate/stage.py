@@ -191,13 +191,15 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     # probes and answers are known by (suite, probe id): ids are unique within a suite only
     greedy = {(r.suite, r.probe_id, r.role): r for r in rows if r.role != "sample"}
     probes = {(s.name, p.id): p for s in suites for p in s.probes}
-    coding = [r for r in greedy.values() if any(s.name == r.suite and s.kind == "secure_coding" for s in suites)]
+    suite_kinds = [(s.name, s.kind) for s in suites]
+    kind_of = dict(suite_kinds)
+    answers_of = {k: [r for r in greedy.values() if kind_of[r.suite] == k] for k in ("secure_coding", "sycophancy")}
     judge_id = judge_identity(judge, pool)
-    syco_names = {s.name for s in suites if s.kind == "sycophancy"}
-    syco, syco_progress, syco_note = grade_capitulation(probes, [r for r in greedy.values() if r.suite in syco_names],
-                                                        judge, judge_id, pool, out, cfg.batch_size)
+    syco, syco_progress, syco_note = grade_capitulation(probes, answers_of["sycophancy"], judge, judge_id, pool, out,
+                                                        cfg.batch_size)
     notes += [syco_note] if syco_note else []
-    grades, grade_progress = grade_secure_coding(probes, coding, judge, judge_id, pool, out, cfg.batch_size)
+    grades, grade_progress = grade_secure_coding(probes, answers_of["secure_coding"], judge, judge_id, pool, out,
+                                                 cfg.batch_size)
     pairs = [(greedy[(*k, "model")], greedy[(*k, "ref")]) for k in probes
              if (*k, "model") in greedy and (*k, "ref") in greedy]
     tasks, identical = win_tasks(probes, pairs, judge, judge_id)
@@ -207,9 +209,8 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     drift = _drift(target, held, passages, backends, [r for r in rows if r.role == "sample"], probes, cfg)
 
     records = _records(suites, greedy, grades, wins, syco)
-    metrics = all_metrics([(s.name, s.kind) for s in suites], records, cfg.seed, drift["kl"], drift["ppl_model"],
+    metrics = all_metrics(suite_kinds, records, cfg.seed, drift["kl"], drift["ppl_model"],
                           drift["ppl_ref"], drift["margins"], target.beta, kl_tokens=drift["kl_tokens"])
-    suite_kinds = [(s.name, s.kind) for s in suites]
     gate_results = _with_causes(check_gates(gates, metrics, suite_kinds), suite_kinds, records, cfg)
     failed = gen["failed"] + grade_progress["failed"] + win_progress["failed"] + syco_progress.get("failed", 0)
     status = evaluation_status(gate_results)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from rlaif.errors import ConfigError, shown
 
@@ -244,12 +244,81 @@ class TrainConfig(Section):
 
 
 SHIPPED_PROBES = ("harmful", "borderline", "secure_coding", "sycophancy")
+Cell = str | int | float | bool
+
+
+class RowRule(Section):
+    """Which rows of a benchmark are of one kind, by one column's value: it ``equals`` a value (or
+    one of a list), it starts with ``prefix``, or (neither given) the column holds booleans and a
+    true row matches."""
+
+    column: str = Field(description="The column whose value decides.")
+    equals: Cell | list[Cell] | None = Field(None, description=(
+        "Rows whose value is this, or one of these (a CSV's cells are text: 1 matches '1', true 'true')."))
+    prefix: str | None = Field(None, min_length=1, description="Rows whose value, a string, starts with this.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "RowRule":
+        if self.equals is not None and self.prefix is not None:
+            raise ValueError("a row rule takes equals or prefix, not both")
+        return self
+
+
+class BenchmarkSuite(Section):
+    """A published benchmark read as probe suites through a column mapping: one suite per kind
+    (``NAME_harmful``, ``NAME_borderline``; just ``NAME`` when it has one kind)."""
+
+    source: str = Field(description=(
+        "A CSV, parquet or JSONL file, a datasets folder (save_to_disk: a Dataset or a DatasetDict), or a "
+        "hub dataset id (datasets.load_dataset: needs a network, or its copy in the local cache with "
+        "HF_HUB_OFFLINE=1)."))
+    name: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_]*$", description=(
+        "The suite's name, the start of its metric names (default: the file, folder or dataset name)."))
+    prompt: str | None = Field(None, description="Column holding the prompt text (default: 'prompt').")
+    messages: str | None = Field(None, description=(
+        "Column holding a chat instead, a list of {role, content} (or its JSON) ending with a user turn."))
+    id: str | None = Field(None, description=(
+        "Column holding each row's id, by which answers name probes (default: a hash of the prompt)."))
+    kinds: dict[Literal["harmful", "borderline"], RowRule | Literal["all", "rest"]] = Field(
+        min_length=1, description=(
+            "Which rows are harmful (should be refused) and which borderline (benign, should be answered): "
+            "a row rule each, 'all' (every row, the only kind) or 'rest' (every row the other kind's rule "
+            "does not match). Rows no kind takes are left out and counted."))
+    split: str | None = Field(None, description=(
+        "The split of a DatasetDict folder or hub dataset (needed where it has more than one)."))
+    subset: str | None = Field(None, description="The hub dataset's configuration (subset) name, if it has several.")
+    limit: int | None = Field(None, ge=1, description=(
+        "Use only the first N probes of each of its suites (eval.limit applies too)."))
+
+    @model_validator(mode="after")
+    def _check(self) -> "BenchmarkSuite":
+        if self.prompt is not None and self.messages is not None:
+            raise ValueError("give the prompt column or the messages column, not both")
+        words = [v for v in self.kinds.values() if isinstance(v, str)]
+        if "all" in words and len(self.kinds) > 1:
+            raise ValueError("kinds: 'all' takes every row, so it must be the only kind")
+        if "rest" in words and (len(self.kinds) < 2 or len(words) > 1):
+            raise ValueError("kinds: 'rest' takes the rows the other kind's rule does not match: give that "
+                             "kind a rule")
+        return self
+
+    def prompt_column(self) -> str:
+        return self.messages or self.prompt or "prompt"
+
+
+# An entry of eval.suites: a string (a shipped name or a JSONL path) or a benchmark mapping. Tagged,
+# so that a wrong mapping is reported against the mapping's own field, not as "not a string".
+SUITE_TAGS = ("named", "benchmark")
+SuiteEntry = Annotated[Union[Annotated[str, Tag("named")], Annotated[BenchmarkSuite, Tag("benchmark")]],
+                       Discriminator(lambda v: "named" if isinstance(v, str) else "benchmark")]
 
 
 class EvalConfig(Section):
-    suites: list[str] = Field(list(SHIPPED_PROBES), min_length=1, description=(
+    suites: list[SuiteEntry] = Field(list(SHIPPED_PROBES), min_length=1, description=(
         "Probe suites: shipped names (harmful, borderline, secure_coding, sycophancy) or JSONL paths "
-        "in the same format (each row's category says how it is scored)."))
+        "in the same format (each row's category says how it is scored), or benchmarks as mappings "
+        "{source, name, prompt, id, kinds, split, limit} (a CSV, parquet, datasets folder or hub dataset "
+        "read through a column mapping; see BenchmarkSuite)."))
     limit: int | None = Field(None, ge=1, description="Use only the first N probes of each suite.")
     max_new_tokens: int = Field(128, ge=8, description="Answer length for both models (greedy decoding).")
     batch_size: int = Field(16, ge=1, description="Generation and scoring batch size.")
@@ -384,7 +453,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
         return model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        loc = tuple(err.get("loc", ()))
+        loc = tuple(x for x in err.get("loc", ()) if x not in SUITE_TAGS)  # a union's tag is no field
         field = ".".join(str(x) for x in loc) or "(top level)"
         line = yaml_line(root, loc) if root is not None else None
         where = f"{src}:{line}" if line else src

@@ -157,3 +157,46 @@ def test_non_mapping_yaml(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_every_example_config_loads():
+    """configs/*.yaml are all valid configs (configs/accelerate holds accelerate's own files)."""
+    from pathlib import Path
+
+    paths = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+    assert len(paths) >= 6
+    for path in paths:
+        assert isinstance(load_config(path), SynthConfig), path
+
+
+def test_a_benchmark_entry_of_eval_suites_is_a_validated_mapping(tmp_path):
+    from rlaif.config import BenchmarkSuite, RowRule
+
+    cfg = load_config(write(tmp_path, "eval:\n  suites:\n    - harmful\n    - source: x.csv\n      id: qid\n"
+                                      "      kinds:\n        harmful: {column: type, prefix: contrast_}\n"
+                                      "        borderline: rest\n"))
+    name, bench = cfg.eval.suites
+    assert name == "harmful" and isinstance(bench, BenchmarkSuite)
+    assert bench.kinds == {"harmful": RowRule(column="type", prefix="contrast_"), "borderline": "rest"}
+    assert (bench.prompt_column(), bench.id, bench.split) == ("prompt", "qid", None)
+    # an override on the command line takes the same mapping, as JSON
+    over = load_config(None, ['eval.suites=[{"source": "x.parquet", "kinds": {"harmful": "all"}}]'])
+    assert over.eval.suites[0].kinds == {"harmful": "all"}
+
+
+@pytest.mark.parametrize("entry, line, message", [
+    ("    - source: x.csv\n      kinds: {harmful: all}\n      colour: red\n", 6,
+     "field 'eval.suites.1.colour': Extra inputs are not permitted"),
+    ("    - source: x.csv\n      kinds: {harmful: all, borderline: rest}\n", 4,
+     "'all' takes every row, so it must be the only kind"),
+    ("    - source: x.csv\n      kinds: {borderline: rest}\n", 4, "'rest' takes the rows the other kind's rule"),
+    ("    - source: x.csv\n      prompt: a\n      messages: b\n      kinds: {harmful: all}\n", 4,
+     "the prompt column or the messages column, not both"),
+    ("    - source: x.csv\n      kinds:\n        harmful: {column: t, equals: a, prefix: b}\n", 6,
+     "equals or prefix, not both"),
+    ("    - source: x.csv\n      kinds: {unsafe: all}\n", 5, "kinds.unsafe"),
+    ("    - source: x.csv\n      name: My Bench\n      kinds: {harmful: all}\n", 5, "name"),
+])
+def test_a_wrong_benchmark_entry_names_the_config_line_and_field(tmp_path, entry, line, message):
+    msg = _err(tmp_path, "eval:\n  suites:\n    - harmful\n" + entry)
+    assert f"cfg.yaml:{line}:" in msg and message in msg, msg

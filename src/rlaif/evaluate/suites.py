@@ -14,15 +14,19 @@ says how a response is scored:
 
 Every row of a suite must have the same category, and an ``id`` may appear only once in a suite.
 Two suites may share ids: eval knows a probe by its suite and its id.
+
+A published benchmark (a CSV, parquet, a ``datasets`` folder or a hub dataset) is an entry of
+``eval.suites`` given as a mapping (config.BenchmarkSuite) that says which column is the prompt
+and which rows are harmful and which borderline; benchmarks.py reads it into one suite per kind.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from rlaif.config import DEFAULT_MAX_PROMPT_CHARS
+from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, BenchmarkSuite
 from rlaif.errors import InputError
 from rlaif.io import json_lines
 from rlaif.schemas import Prompt
@@ -42,8 +46,10 @@ METRIC = {"harmful": ("refusal", "higher", "refused (should refuse)"),
 class Suite:
     name: str
     kind: str
-    path: Path
+    path: Path | str  # a hub dataset: its id
     probes: list[Prompt]
+    spec: str | None = None  # the string given in eval.suites / --suites; None for a benchmark mapping
+    notes: list[str] = field(default_factory=list)  # what loading it left out or merged
 
     @property
     def metric(self) -> str:
@@ -60,6 +66,10 @@ def resolve(spec: str, what: str = "suite") -> Path:
     if path.suffix == ".jsonl" or path.exists():
         if not path.exists():
             raise InputError(f"{path}: {what} file not found")
+        if path.is_dir() or path.suffix.lower() in (".csv", ".parquet"):
+            raise InputError(f"{path}: a {what} given by name is a JSONL file in the probe format",
+                             hint="read a CSV, parquet or datasets folder through a column mapping: an entry "
+                                  "{source: PATH, kinds: ...} of eval.suites (README: benchmarks as suites)")
         return path
     shipped = _probe_dir() / f"{spec}.jsonl"
     if not shipped.exists():
@@ -127,18 +137,40 @@ def load_suite(spec: str, limit: int | None = None) -> Suite:
     # and reports name it; a row without one is known by its content
     probes = [p.model_copy(update={"id": str(p.meta.get("user_id", p.id))}) for p in probes]
     name = path.stem.replace("-", "_")
-    return Suite(name=name, kind=kind, path=path, probes=probes)
+    return Suite(name=name, kind=kind, path=path, probes=probes, spec=spec)
 
 
-def load_suites(specs: list[str], limit: int | None = None) -> list[Suite]:
-    suites = [load_suite(s, limit) for s in specs]
-    seen: dict[str, Path] = {}
+def load_entry(entry: str | BenchmarkSuite, limit: int | None = None) -> list[Suite]:
+    """The suites one entry of ``eval.suites`` names: a shipped name or JSONL path is one suite; a
+    benchmark mapping is one suite per kind."""
+    if isinstance(entry, str):
+        return [load_suite(entry, limit)]
+    from rlaif.evaluate.benchmarks import load_benchmark
+
+    return [Suite(name=p.name, kind=p.kind, path=p.source, probes=p.probes, notes=p.notes)
+            for p in load_benchmark(entry, limit)]
+
+
+def load_suites(specs: list[str | BenchmarkSuite], limit: int | None = None) -> list[Suite]:
+    suites = [s for spec in specs for s in load_entry(spec, limit)]
+    seen: dict[str, Suite] = {}
     for s in suites:
         if s.name in seen:
-            raise InputError(f"two suites are named '{s.name}' ({seen[s.name]} and {s.path})",
-                             hint="rename one file: the suite's name is its file name")
-        seen[s.name] = s.path
+            raise InputError(f"two suites are named '{s.name}' ({seen[s.name].path} and {s.path})",
+                             hint="rename one file (a suite's name is its file name) or set a benchmark's name")
+        seen[s.name] = s
     return suites
+
+
+def suite_digest(entry: str | BenchmarkSuite) -> str:
+    """The contents an entry's suites are made of (never its path), for the keys of ``rlaif run``."""
+    from rlaif.backends.identity import digest_tree
+    from rlaif.evaluate.benchmarks import benchmark_digest
+
+    if isinstance(entry, str):
+        return digest_tree(resolve(entry))
+
+    return benchmark_digest(entry)
 
 
 def neutral_passages(spec: str) -> list[str]:

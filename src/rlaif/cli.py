@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref", help="the reference (the starting weights the model was trained from)")
     p.add_argument("--out", required=True, help="output folder: eval.json, responses.jsonl (resumable)")
     p.add_argument("--suites", help="comma-separated shipped suite names or JSONL paths "
-                                    "(default: harmful,borderline,secure_coding,sycophancy)")
+                                    "(default: harmful,borderline,secure_coding,sycophancy); a CSV, parquet, "
+                                    "datasets or hub benchmark is a mapping in the config's eval.suites")
     p.add_argument("--limit", type=int, help="use only the first N probes of each suite")
     p.add_argument("--judge", help="YAML whose judge section judges win-rate and secure coding "
                                    "(default: the config's judge section)")
@@ -107,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("answers", help="JSONL with 'probe_id' and 'response' on every row (and 'suite' where two "
                                    "of the suites share the id); other fields are kept")
     p.add_argument("--suites", help="comma-separated shipped suite names or JSONL paths the probe ids are from "
-                                    "(default: harmful,borderline,secure_coding,sycophancy)")
+                                    "(default: harmful,borderline,secure_coding,sycophancy); a benchmark is a "
+                                    "mapping in the config's eval.suites")
     p.add_argument("--out", required=True, help="scored JSONL (written whole at the end); its per-suite summary "
                                                 "goes beside it as NAME.summary.json")
     p.add_argument("--judge", help="YAML whose judge section grades secure-coding answers (default: the "

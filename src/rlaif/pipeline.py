@@ -77,11 +77,11 @@ def _stage_keys(cfg: SynthConfig, pool: BackendPool, wanted: list[str]) -> dict[
 def _eval_inputs(cfg: SynthConfig) -> dict:
     """Digests of the files evaluation reads: probe suites, neutral text and gates."""
     from rlaif.evaluate.gates import DEFAULT_GATES
-    from rlaif.evaluate.suites import resolve
+    from rlaif.evaluate.suites import resolve, suite_digest
 
     gates = (digest_tree(Path(cfg.eval.gates)) if cfg.eval.gates else
              [g.model_dump() for g in DEFAULT_GATES])
-    return {"suites": [digest_tree(resolve(s)) for s in cfg.eval.suites],
+    return {"suites": [suite_digest(s) for s in cfg.eval.suites],
             "neutral_text": digest_tree(resolve(cfg.eval.neutral_text, "neutral text")), "gates": gates}
 
 

@@ -6,7 +6,8 @@ Input, one answer a JSON object a line:
   its digits, for suites whose ids are numbers);
 - ``response``: the answer's text (a string; an empty one scores as a full refusal, as in eval);
 - ``suite``: needed only where two of the given suites have a probe with that id: the suite's
-  name (its file name without ``.jsonl``, ``-`` read as ``_``) or the spec given to ``--suites``;
+  name (its file name without ``.jsonl``, ``-`` read as ``_``; a benchmark's ``NAME_harmful`` or
+  ``NAME_borderline``) or the spec given to ``--suites``;
 - ``prompt`` / ``messages``: optional. The scorers use the probe's own prompt, never the row's;
   a row that carries one must carry the probe's: its last user turn must contain the probe's
   last user turn (whitespace aside; a system prompt or a chat template around it is fine).
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlaif.backends import BackendPool
-from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, JudgeConfig
+from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, BenchmarkSuite, JudgeConfig
 from rlaif.errors import InputError, shown
 from rlaif.evaluate.scoring import Answer, grade_capitulation, grade_secure_coding, score_answers
 from rlaif.evaluate.stats import rate
@@ -128,13 +129,14 @@ def _check_row(path: Path, line: int, row: dict, probe: Prompt) -> None:
                                                  f"against the probe's prompt: fix probe_id, or drop the field")
 
 
-def read_answers(path: Path, suites: list[Suite], specs: list[str]) -> list[Row]:
+def read_answers(path: Path, suites: list[Suite]) -> list[Row]:
     """Every row, checked, with its suite and probe. The whole file is parsed before any row is
     checked, so a broken line is reported where it is, whatever the rows above it hold."""
     lines = list(json_lines(path, "answers file"))
     if not lines:
         raise InputError(f"{path}: no answers found")
-    by_spec = {**{s.name: s for s in suites}, **{spec: s for spec, s in zip(specs, suites)}}
+    # a row names its suite by name, or by the string the suite was given as (a benchmark has none)
+    by_spec = {**{s.name: s for s in suites}, **{s.spec: s for s in suites if s.spec is not None}}
     index: dict[str, list[tuple[Suite, Prompt]]] = {}
     for s in suites:
         for p in s.probes:
@@ -220,7 +222,7 @@ def _coverage_notes(summary: list[dict]) -> list[str]:
     return notes
 
 
-def run_score(answers: Path, out: Path, suite_specs: list[str], judge: JudgeConfig | None, pool: BackendPool,
+def run_score(answers: Path, out: Path, suite_specs: list[str | BenchmarkSuite], judge: JudgeConfig | None, pool: BackendPool,
               batch: int = 16) -> dict:
     """``rlaif score``: read and check every row, grade secure coding (with a judge), score each
     answer as eval does, and write ``out`` and its summary whole."""
@@ -233,14 +235,14 @@ def run_score(answers: Path, out: Path, suite_specs: list[str], judge: JudgeConf
                       "the probe limit")
     if long:
         raise InputError(f"{long[0].prompt.source}: probe too long: {long[0].reason}")
-    rows = read_answers(answers, suites, suite_specs)
+    rows = read_answers(answers, suites)
     grades, syco, grading, notes = _grades(rows, judge, pool, sibling(out, ".grades"), batch)
     scores = score_answers([Answer(r.suite.kind, r.probe, r.text, grades.get(r.line), (syco or {}).get(r.line),
                                    syco is not None) for r in rows])
     scored = [{**r.fields, **({} if "suite" in r.fields else {"suite": r.suite.name}), **f}
               for r, f in zip(rows, scores)]
     summary = summarise(suites, rows, scores)
-    notes += _coverage_notes(summary)
+    notes += [n for s in suites for n in s.notes] + _coverage_notes(summary)
     result = {"input": str(answers), "out": str(out), "summary": str(sibling(out, ".summary.json")),
               "rows": len(rows), "suites": summary, "grading": grading, "notes": notes}
     atomic_write_jsonl(out, scored)

@@ -173,7 +173,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     opts = ModelSpec(batch_size=cfg.batch_size, dtype=cfg.dtype).options()  # float32 unless asked: see EvalConfig
     backends = {"model": pool.get("local", target.model, **opts), "ref": pool.get("local", target.ref, **opts)}
     fps = {k: fingerprint(b.lm) for k, b in backends.items()}
-    notes = [judge_note] if judge_note else []
+    notes = ([judge_note] if judge_note else []) + [n for s in suites for n in s.notes]
     template_note = check_templates(backends["model"].tokenizer, backends["ref"].tokenizer,
                                     cfg.allow_template_mismatch)
     if template_note:  # allowed: answers are compared, log-ratios over token ids are not

@@ -38,8 +38,8 @@ from rlaif.schemas import Prompt, content_id
 FILE_LAYOUTS = (".csv", ".parquet", ".jsonl")
 ROLES = {"system", "user", "assistant"}
 TRUE, FALSE = {"true", "1", "yes"}, {"false", "0", "no", ""}
-LOCAL_HINT = ("where you have a network, save it with datasets.load_dataset(ID).save_to_disk(DIR) (or download "
-              "its CSV/parquet file) and give that path as the source")
+LOCAL_HINT = ("where you have a network, save it with datasets.load_dataset({id!r}).save_to_disk(DIR) (or "
+              "download its CSV/parquet file) and give that path as the source")
 REACH_TIMEOUT_S = 3.0
 
 
@@ -185,7 +185,7 @@ def _hub(entry: BenchmarkSuite) -> Table:
     offline = hub_offline()
     if not offline and not hub_reachable():
         raise InputError(f"{name} could not be loaded offline: the hub cannot be reached from here{also}",
-                         hint=LOCAL_HINT)
+                         hint=LOCAL_HINT.format(id=entry.source))
     import datasets
 
     try:
@@ -193,7 +193,7 @@ def _hub(entry: BenchmarkSuite) -> Table:
     except (OSError, ValueError, datasets.exceptions.DatasetsError) as e:
         why = ("HF_HUB_OFFLINE is set and it is not in the local cache" if offline else first_line(e))
         raise InputError(f"{name} could not be loaded{' offline' if offline else ''} ({why}){also}",
-                         hint=LOCAL_HINT) from None
+                         hint=LOCAL_HINT.format(id=entry.source)) from None
     where = f"hub:{entry.source}"
     if entry.split is not None and not isinstance(ds, datasets.DatasetDict):
         where += f" (split '{entry.split}')"

@@ -74,7 +74,9 @@ def resolve(spec: str, what: str = "suite") -> Path:
     shipped = _probe_dir() / f"{spec}.jsonl"
     if not shipped.exists():
         names = sorted(p.stem for p in _probe_dir().glob("*.jsonl"))
-        raise InputError(f"no shipped {what} '{spec}'", hint=f"shipped: {', '.join(names)}; or give a JSONL path")
+        also = ("; a CSV, parquet, datasets folder or hub dataset is a mapping {source: ..., kinds: ...} in "
+                "eval.suites") if what == "suite" else ""
+        raise InputError(f"no shipped {what} '{spec}'", hint=f"shipped: {', '.join(names)}; or give a JSONL path{also}")
     return shipped
 
 

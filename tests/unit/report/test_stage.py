@@ -416,3 +416,7 @@ def test_the_refusal_scorer_its_agreement_with_the_detector_and_their_disagreeme
     assert "8 of 9 answers; Cohen&#x27;s kappa 0.750" in html  # text is escaped
     assert "7 of 9 answers" in html and 'id="refusal-disagreements"' in html
     assert "&lt;b&gt;I must decline&lt;/b&gt;" in html and "<b>I must decline</b>" not in html
+    from rlaif.report.stage import metric_line
+
+    named = metric_line({**ev["metrics"]["harmful_refusal"], "scorer": "judge openai:gpt-4o (logprob)"})
+    assert named.endswith("[refusals read by the judge openai:gpt-4o (logprob)]")  # the headline names it too

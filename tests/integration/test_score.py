@@ -85,7 +85,8 @@ def test_refusals_graded_by_a_judge_on_a_real_llama_cpp_server(llama_server, run
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     grades = [json.loads(x) for x in (tmp_path / "scored.grades" / "refusal_grades.jsonl").read_text().splitlines()]
     assert len(grades) == 3 and {g["judge"]["mode"] for g in grades} == {mode}
-    assert {g["judge"]["identity"]["served_model"] for g in grades} == {SERVER_MODEL}
+    assert {(g["judge"]["identity"]["model"], g["judge"]["identity"]["base_urls"][0]) for g in grades} == {
+        (SERVER_MODEL, llama_server)}
     by_id = {g["response_id"]: g for g in grades}
     for r in rows:
         assert r["refused_by"] in ("judge", "detector (judge failed)") and "detector_label" in r

@@ -148,7 +148,8 @@ def _score(args, cfg) -> dict:
     if judge:
         _quiet_libraries()  # only a judge loads a model
     with BackendPool(cache=cfg.cache) as pool:
-        return run_score(Path(args.answers), Path(args.out), cfg.eval.suites, judge, pool, cfg.eval.batch_size)
+        return run_score(Path(args.answers), Path(args.out), cfg.eval.suites, judge, pool, cfg.eval.batch_size,
+                         cfg.eval.refusal)
 
 
 def run(args) -> dict:

@@ -334,6 +334,14 @@ class EvalConfig(Section):
         "beta of the implicit reward beta*log(pi/pi_ref); default: the training run's, else 0.1."))
     seed: int = Field(0, description="Seed for sampling and the bootstrap.")
     gates: str | None = Field(None, description="YAML of pass/fail thresholds (default: rlaif.gates.DEFAULT_GATES).")
+    refusal: Literal["detector", "judge", "auto"] = Field("auto", description=(
+        "Who reads refusals (every refusal rate and gate): detector: the offline refusal detector; judge: the "
+        "judge's teacher grades each answer full compliance / partial refusal / full refusal under a written "
+        "rubric (refusal_grades.jsonl), the detector's reading kept beside it and their agreement (Cohen's "
+        "kappa) reported; auto: the judge when it can grade (any teacher but the embedded model), else the "
+        "detector. 'judge' with a judge that cannot grade (the embedded model, or none for `rlaif score`) is a "
+        "config error before anything runs, rather than a quiet fall back: rates asked of the judge are never "
+        "the detector's in disguise."))
     allow_template_mismatch: bool = Field(False, description=(
         "Evaluate a model and reference whose chat templates or vocabularies differ (refused otherwise): "
         "answers are compared, but KL and the held-out reward, log-ratios over the same token ids, are skipped."))

@@ -216,5 +216,15 @@ def _print_score(sc: dict) -> None:
         for m in s["metrics"]:
             unscored = f"; {m['unscored']} answers without a score" if m["unscored"] else ""
             value = _fmt_stat(m["stat"]) if m["stat"] else "not measured"
-            console.print(f"  {escape(m['name'])} {value}: {m['description']}; {m['unit']}{unscored}")
+            scorer = f" (refusals read by the {m['scorer']})" if m.get("scorer") else ""
+            console.print(f"  {escape(m['name'])} {value}: {m['description']}{escape(scorer)}; {m['unit']}{unscored}")
+    agree = (sc.get("refusal") or {}).get("agreement")
+    if agree:  # judge against the offline detector, over the answers the judge graded
+        console.print(f"refusals: judge and detector agree on {agree['agree_refused']} of {agree['n']} answers "
+                      f"refused or not (Cohen's kappa {_kappa(agree['kappa_refused'])}), on {agree['agree_label']} "
+                      f"by label (kappa {_kappa(agree['kappa_label'])}); the rest are listed in the summary")
     console.print(f"{sc['rows']} answers scored: {escape(sc['out'])}; summary: {escape(sc['summary'])}")
+
+
+def _kappa(k: float | None) -> str:
+    return "undefined: one label throughout" if k is None else f"{k:.3f}"

@@ -16,7 +16,9 @@ Input, one answer a JSON object a line:
 
 Every other field is kept as it is. Each row gets exactly what ``rlaif eval`` records for an
 answer (evaluate/scoring.py): ``refused``, ``refusal_label``, ``refusal_score`` on every row;
-``capitulated``, ``capitulation_reason``, ``capitulated_by`` on sycophancy rows (the judge's
+``refused_by`` says who read the refusal (``eval.refusal``: the judge, with the detector's reading
+beside it as ``detector_*``, or the detector); ``capitulated``, ``capitulation_reason``,
+``capitulated_by`` on sycophancy rows (the judge's
 grade where a judge able to grade it is configured, with the offline verdict beside it; else the
 offline scorer's); ``safe_practice``, ``safe_p``, ``grade_reason`` on secure-coding rows (graded only when a judge is
 configured; else None and "not graded"). ``suite`` is added where the row has none. A scored
@@ -24,10 +26,12 @@ field already in the row is replaced.
 
 Output: ``OUT`` (every input row, in order, scores added) and ``NAME.summary.json`` beside it
 (``NAME``: ``OUT`` without ``.jsonl``): per suite the answers scored and the suite's rate, as a
-share of answers between 0 and 1 with its 95% Wilson interval. Every row is checked before
+share of answers between 0 and 1 with its 95% Wilson interval (a refusal rate names its ``scorer``),
+and ``refusal``: the scorer, who read each answer and, where the judge graded, its agreement
+with the detector (Cohen's kappa, the answers they disagree on). Every row is checked before
 anything is written, and both files are written whole at the end (atomically): a refused input
 or a crash leaves no half-written output. The judge's grades are the exception, by design: they
-are appended to ``NAME.grades/`` (``safe_practice.jsonl``, ``sycophancy_grades.jsonl``) as they are made, so a re-run after a crash
+are appended to ``NAME.grades/`` (``safe_practice.jsonl``, ``sycophancy_grades.jsonl``, ``refusal_grades.jsonl``) as they are made, so a re-run after a crash
 continues grading instead of asking the judge again.
 """
 
@@ -40,7 +44,9 @@ from pathlib import Path
 from rlaif.backends import BackendPool
 from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, BenchmarkSuite, JudgeConfig
 from rlaif.errors import InputError, shown
-from rlaif.evaluate.scoring import Answer, grade_capitulation, grade_secure_coding, score_answers
+from rlaif.evaluate.refusal_judge import DETECTOR, refusal_summary, scorer_name
+from rlaif.evaluate.scoring import (Answer, grade_capitulation, grade_refusal, grade_secure_coding, refusal_judge,
+                                    score_answers)
 from rlaif.evaluate.stats import rate
 from rlaif.evaluate.suites import METRIC, Suite, load_suites
 from rlaif.io import atomic_write_jsonl, atomic_write_text, json_lines
@@ -187,10 +193,11 @@ def _grades(rows: list[Row], judge: JudgeConfig | None, pool: BackendPool, folde
                                    "folder": str(folder), **progress, "sycophancy": syco_progress}, notes
 
 
-def summarise(suites: list[Suite], rows: list[Row], scores: list[dict]) -> list[dict]:
+def summarise(suites: list[Suite], rows: list[Row], scores: list[dict], scorer: str = DETECTOR) -> list[dict]:
     """Per suite: answers scored, probes answered, and the suite's rates (eval's metric names)
     as a share of answers with a 95% Wilson interval; an answer without a value (an ungraded
-    secure-coding answer) is left out of the rate and counted as ``unscored``."""
+    secure-coding answer) is left out of the rate and counted as ``unscored``. A rate of refusals
+    names its ``scorer`` (as eval's metrics do)."""
     out = []
     for s in suites:
         mine = [f for r, f in zip(rows, scores) if r.suite is s]
@@ -204,7 +211,7 @@ def summarise(suites: list[Suite], rows: list[Row], scores: list[dict]) -> list[
             vals = [f[field] for f in mine if f.get(field) is not None]
             metrics.append({"name": name, "better": direction, "description": description, "unit": RATE_UNIT,
                             "stat": rate(sum(v == want for v in vals), len(vals)) if vals else None,
-                            "unscored": len(mine) - len(vals)})
+                            "unscored": len(mine) - len(vals), **({"scorer": scorer} if field == "refused" else {})})
         out.append({"suite": s.name, "kind": s.kind, "path": str(s.path), "answers": len(mine),
                     "probes": len(s.probes), "probes_answered": len(answered), "metrics": metrics})
     return out
@@ -222,10 +229,41 @@ def _coverage_notes(summary: list[dict]) -> list[str]:
     return notes
 
 
+def _refusal_grades(rows: list[Row], choice: str, judge: JudgeConfig | None, pool: BackendPool, folder: Path,
+                    batch: int) -> tuple[dict | None, dict, str]:
+    """The judge's refusal grades keyed by row line (None: the detector reads refusals), the
+    progress and the scorer's name. ``judge`` is resolved already (or cannot grade)."""
+    by = refusal_judge(choice, judge)
+    if by is None:
+        return None, {"by": "detector", "answers": len(rows)}, scorer_name(None)
+    from rlaif.judge.stage import judge_identity
+
+    responses = {r.line: EvalResponse(id=content_id(r.suite.name, r.probe.id, r.text, prefix="s-"),
+                                      probe_id=r.probe.id, suite=r.suite.name, role="model", text=r.text) for r in rows}
+    probes = {(r.suite.name, r.probe.id): r.probe for r in rows}
+    unique = list({resp.id: resp for resp in responses.values()}.values())
+    grades, progress = grade_refusal(probes, unique, by, judge_identity(by, pool), pool, folder, batch)
+    return ({line: (grades or {}).get(resp.id) for line, resp in responses.items()}, progress, scorer_name(by))
+
+
+def _resolve_judge(choice: str, judge: JudgeConfig | None, pool: BackendPool) -> tuple[JudgeConfig | None, list]:
+    """The judge with its mode resolved where refusals may be asked of it (eval.refusal not
+    'detector', a teacher other than the embedded model, which cannot grade them)."""
+    from rlaif.judge.mode import is_embedded
+
+    if judge is None or choice == "detector" or is_embedded(judge.teacher):
+        return judge, []
+    from rlaif.evaluate.graders import eval_judge_config
+
+    judge, note = eval_judge_config(judge, pool)
+    return judge, [note] if note else []
+
+
 def run_score(answers: Path, out: Path, suite_specs: list[str | BenchmarkSuite], judge: JudgeConfig | None, pool: BackendPool,
-              batch: int = 16) -> dict:
-    """``rlaif score``: read and check every row, grade secure coding (with a judge), score each
-    answer as eval does, and write ``out`` and its summary whole."""
+              batch: int = 16, refusal: str = "auto") -> dict:
+    """``rlaif score``: read and check every row, grade secure coding (with a judge) and refusals
+    (``refusal``: eval.refusal), score each answer as eval does, and write ``out`` and its summary
+    whole."""
     answers, out = Path(answers), Path(out)
     if out.is_dir():
         raise InputError(f"{out}: is a folder; --out names the JSONL file to write")
@@ -235,16 +273,27 @@ def run_score(answers: Path, out: Path, suite_specs: list[str | BenchmarkSuite],
                       "the probe limit")
     if long:
         raise InputError(f"{long[0].prompt.source}: probe too long: {long[0].reason}")
+    judge, notes = _resolve_judge(refusal, judge, pool)
+    refusal_judge(refusal, judge)  # eval.refusal 'judge' without a judge able to grade: refused before reading
     rows = read_answers(answers, suites)
-    grades, syco, grading, notes = _grades(rows, judge, pool, sibling(out, ".grades"), batch)
+    grades, syco, grading, more = _grades(rows, judge, pool, sibling(out, ".grades"), batch)
+    refusals, refusal_progress, scorer = _refusal_grades(rows, refusal, judge, pool, sibling(out, ".grades"), batch)
+    notes += more
+    if refusal_progress.get("failed"):
+        notes.append(f"{refusal_progress['failed']} refusal grades failed: those answers keep the detector's reading "
+                     f"(reasons in {sibling(out, '.grades') / 'failures.jsonl'}; run the same command again to retry)")
     scores = score_answers([Answer(r.suite.kind, r.probe, r.text, grades.get(r.line), (syco or {}).get(r.line),
-                                   syco is not None) for r in rows])
+                                   syco is not None, (refusals or {}).get(r.line), refusals is not None)
+                            for r in rows])
     scored = [{**r.fields, **({} if "suite" in r.fields else {"suite": r.suite.name}), **f}
               for r, f in zip(rows, scores)]
-    summary = summarise(suites, rows, scores)
+    summary = summarise(suites, rows, scores, scorer)
     notes += [n for s in suites for n in s.notes] + _coverage_notes(summary)
+    refusal_rows = [{**f, "suite": r.suite.name, "probe_id": r.probe.id, "role": None, "text": r.text}
+                    for r, f in zip(rows, scores)]
     result = {"input": str(answers), "out": str(out), "summary": str(sibling(out, ".summary.json")),
-              "rows": len(rows), "suites": summary, "grading": grading, "notes": notes}
+              "rows": len(rows), "suites": summary, "grading": grading,
+              "refusal": {**refusal_summary(scorer, refusal_rows), "grades": refusal_progress}, "notes": notes}
     atomic_write_jsonl(out, scored)
     atomic_write_text(sibling(out, ".summary.json"), json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     return result

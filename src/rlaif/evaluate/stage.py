@@ -28,7 +28,10 @@ from rlaif.evaluate.graders import (WIN_JUDGMENTS, eval_judge_config, flag_count
                                     win_tasks)
 from rlaif.evaluate.heldout import HeldOut, load_held_out
 from rlaif.evaluate.metrics import all_metrics
-from rlaif.evaluate.scoring import Answer, grade_capitulation, grade_secure_coding, score_answers
+from rlaif.evaluate.refusal_judge import (name_scorers, record_answers, refusal_metric_names, refusal_summary,
+                                          scorer_name)
+from rlaif.evaluate.scoring import (Answer, grade_capitulation, grade_refusal, grade_secure_coding, refusal_judge,
+                                    score_answers)
 from rlaif.evaluate.suites import METRIC, Suite, load_suites, neutral_passages
 from rlaif.evaluate.winrate import win_score
 from rlaif.evaluate.sycophancy_judge import offline_disagreements
@@ -134,13 +137,15 @@ def _answer(resp: EvalResponse, scores: dict) -> dict:
     return {"id": resp.id, "text": resp.text, "tokens": resp.tokens, "finish_reason": resp.finish_reason, **scores}
 
 
-def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict, syco: dict | None = None) -> list[dict]:
+def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict, syco: dict | None = None,
+             refusals: dict | None = None) -> list[dict]:
     pairs = [(s, p) for s in suites for p in s.probes
              if (s.name, p.id, "model") in greedy and (s.name, p.id, "ref") in greedy]
     answers = [(s, p, greedy[(s.name, p.id, role)]) for s, p in pairs for role in ("model", "ref")]
     judged = syco is not None  # a capable judge graded capitulation, else the offline scorer decides
     scores = dict(zip((a.id for _, _, a in answers),
-                      score_answers([Answer(s.kind, p, a.text, grades.get(a.id), (syco or {}).get(a.id), judged)
+                      score_answers([Answer(s.kind, p, a.text, grades.get(a.id), (syco or {}).get(a.id), judged,
+                                            (refusals or {}).get(a.id), refusals is not None)
                                      for s, p, a in answers])))
     records = []
     for s, p in pairs:
@@ -169,6 +174,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     gates = load_gates(gates_path) if gates_path else (load_gates(cfg.gates) if cfg.gates else DEFAULT_GATES)
     suites = load_suites(cfg.suites, cfg.limit)
     judge, judge_note = eval_judge_config(judge, pool)
+    refusal_by = refusal_judge(cfg.refusal, judge)  # eval.refusal: the judge or the detector reads refusals
     _check_inputs(target, suites, cfg, judge)
     opts = ModelSpec(batch_size=cfg.batch_size, dtype=cfg.dtype).options()  # float32 unless asked: see EvalConfig
     backends = {"model": pool.get("local", target.model, **opts), "ref": pool.get("local", target.ref, **opts)}
@@ -198,6 +204,8 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     syco, syco_progress, syco_note = grade_capitulation(probes, answers_of["sycophancy"], judge, judge_id, pool, out,
                                                         cfg.batch_size)
     notes += [syco_note] if syco_note else []
+    refusals, refusal_progress = grade_refusal(probes, list(greedy.values()), refusal_by, judge_id, pool, out,
+                                               cfg.batch_size)
     grades, grade_progress = grade_secure_coding(probes, answers_of["secure_coding"], judge, judge_id, pool, out,
                                                  cfg.batch_size)
     pairs = [(greedy[(*k, "model")], greedy[(*k, "ref")]) for k in probes
@@ -208,11 +216,13 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     wins = {(t.a.id, t.b.id): by_task[t.id] for t in tasks if t.id in by_task}
     drift = _drift(target, held, passages, backends, [r for r in rows if r.role == "sample"], probes, cfg)
 
-    records = _records(suites, greedy, grades, wins, syco)
+    records = _records(suites, greedy, grades, wins, syco, refusals)
     metrics = all_metrics(suite_kinds, records, cfg.seed, drift["kl"], drift["ppl_model"],
                           drift["ppl_ref"], drift["margins"], target.beta, kl_tokens=drift["kl_tokens"])
+    name_scorers(metrics, refusal_metric_names(suite_kinds), scorer_name(refusal_by), record_answers(records))
     gate_results = _with_causes(check_gates(gates, metrics, suite_kinds), suite_kinds, records, cfg)
-    failed = gen["failed"] + grade_progress["failed"] + win_progress["failed"] + syco_progress.get("failed", 0)
+    failed = (gen["failed"] + grade_progress["failed"] + win_progress["failed"] + syco_progress.get("failed", 0)
+              + refusal_progress.get("failed", 0))
     status = evaluation_status(gate_results)
     if syco is not None:  # judge-graded answers whose offline verdict differs
         syco_progress["offline_disagrees"] = offline_disagreements(records)
@@ -224,10 +234,12 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
         "settings": {**cfg.model_dump(), "beta": target.beta, "dataset": drift["test_file"],
                      "neutral_passages": drift["passages"]},
         "notes": notes, "metrics": metrics, "gates": gate_results,
+        "refusal": refusal_summary(scorer_name(refusal_by), record_answers(records)),
         "status": status, "passed": status == "passed",
         "counts": {"probes": sum(len(s.probes) for s in suites), "scored": len(records),
                    "identical_pairs": identical, "judged_pairs": len(wins), "generation": gen,
-                   "grades": grade_progress, "sycophancy_grades": syco_progress, "win_judgments": win_progress,
+                   "grades": grade_progress, "sycophancy_grades": syco_progress, "refusal_grades": refusal_progress,
+                   "win_judgments": win_progress,
                    "held_out": held.counts(), "injection_flagged": flag_counts(records), "failed_this_run": failed},
         "seconds": round(time.perf_counter() - t0, 1),
         "responses": records,

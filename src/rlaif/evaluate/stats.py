@@ -279,3 +279,21 @@ def ratio_of_sums(model: np.ndarray, ref: np.ndarray) -> float:
 def perplexity_difference(nll_m: np.ndarray, tok_m: np.ndarray, nll_r: np.ndarray, tok_r: np.ndarray) -> float:
     """Perplexity of the model minus that of the reference on the same passages."""
     return _perplexity(nll_m, tok_m) - _perplexity(nll_r, tok_r)
+
+
+def cohen_kappa(a: Sequence, b: Sequence) -> float | None:
+    """Cohen's kappa of two raters' labels for the same items (any hashable labels):
+    ``(p_o - p_e) / (1 - p_e)``, with ``p_o`` the share of items they label alike and ``p_e`` the
+    share expected by chance from each rater's own label frequencies. 1 is perfect agreement, 0 no
+    better than chance, below 0 worse. None when it is undefined: no items, or both raters gave
+    every item one and the same label (``p_e`` = 1). Rounded to 6 decimals."""
+    if len(a) != len(b):
+        raise ValueError(f"cohen_kappa needs two equal-length label lists (got {len(a)} and {len(b)})")
+    n = len(a)
+    if n == 0:
+        return None
+    p_o = sum(x == y for x, y in zip(a, b)) / n
+    p_e = sum((list(a).count(k) / n) * (list(b).count(k) / n) for k in set(a) | set(b))
+    if math.isclose(p_e, 1.0):
+        return None
+    return round((p_o - p_e) / (1.0 - p_e), 6)

@@ -15,6 +15,7 @@ from rlaif.synth.card import FUNNEL_TEXT
 LATE_DROPS = ("outside_mix", "balanced_out")  # removed after the pairs were formed, by the mix
 RATE_SUFFIXES = ("_refusal", "_over_refusal", "_safe_practice", "_capitulation")
 EXAMPLES_PER_SUITE = 3
+MAX_DISAGREEMENTS = 20  # answers the judge and the refusal detector label differently, shown in the report
 MAX_ANSWER_CHARS = 4000
 PROBE_FACTS = (("correct_answer", "correct answer"), ("false_claim", "false claim"), ("check", "counts as correct"),
                ("trap", "trap"), ("safe_practice", "safe practice graded"))
@@ -301,6 +302,37 @@ def _winrate_block(metrics: dict) -> Html:
     return _join(parts)
 
 
+def refusal_block(ev: dict) -> Html:
+    """Who read the refusals behind every refusal rate and, where the judge graded, how far it and
+    the offline detector agree: Cohen's kappa and the answers whose labels differ."""
+    info = ev.get("refusal")
+    if not info:  # an eval folder from before eval.refusal
+        return box("info", "refusals: read by the offline detector (this eval.json names no scorer)")
+    by = ", ".join(f"{k} {v}" for k, v in (info.get("refused_by") or {}).items())
+    rows = [("scorer", info.get("scorer")), ("answers read by", by or "-")]
+    agree = info.get("agreement")
+    if not agree:
+        return kv_table(rows, "kv", "refusal-scorer")
+    n = agree["n"]
+    kappa = "Cohen's kappa {} (1: full agreement, 0: no better than chance)"
+    rows += [("judge and detector agree, refused or not", f"{agree['agree_refused']} of {n} answers; "
+              + kappa.format(fmt(agree["kappa_refused"]))),
+             ("judge and detector give the same label (3 classes)", f"{agree['agree_label']} of {n} answers; "
+              + kappa.format(fmt(agree["kappa_label"])))]
+    differ = agree.get("disagreements") or []
+    role = {"ref": "reference", "model": "trained model"}
+    shown = [[d.get("suite"), d.get("probe_id"), role.get(d.get("role"), "-"), d.get("judge"), d.get("detector"),
+              d.get("excerpt")] for d in differ[:MAX_DISAGREEMENTS]]
+    more = (f" (the first {MAX_DISAGREEMENTS} of {len(differ)}; eval.json lists all)"
+            if len(differ) > MAX_DISAGREEMENTS else "")
+    parts = [kv_table(rows, "kv", "refusal-scorer")]
+    if shown:
+        parts.append(table(["suite", "probe", "answer of", "judge", "detector", "excerpt"], shown, "refusal-disagree",
+                           "refusal-disagreements", caption="Answers the judge and the offline detector label "
+                           f"differently{more}. The rates use the judge's label."))
+    return _join(parts)
+
+
 def evaluation_section(run: Run) -> Html | None:
     """Every metric with its intervals, the gates, rates before/after and answer lengths."""
     ev = run.eval
@@ -325,7 +357,8 @@ def evaluation_section(run: Run) -> Html | None:
     if not responses:
         notes.append(box("missing", "eval/eval.json not found: examples and length distributions are unavailable"))
     return _section("evaluation", "Evaluation", _join(notes), _metrics_table(ev), Html("<h3>Gates</h3>"),
-                    _gates_table(ev), Html("<h3>Win-rate</h3>"), _winrate_block(metrics),
+                    _gates_table(ev), Html("<h3>Refusal scorer</h3>"), refusal_block(ev),
+                    Html("<h3>Win-rate</h3>"), _winrate_block(metrics),
                     Html("<h3>Rates before and after</h3>"), rate_fig,
                     Html("<h3>Answer lengths</h3>") if len_fig else "", len_fig, info)
 
@@ -353,7 +386,8 @@ def pick_examples(rows: list[dict], k: int = EXAMPLES_PER_SUITE) -> list[dict]:
 
 def _answer(role: str, a: dict) -> Html:
     refused = {True: "yes", False: "no"}.get(a.get("refused"), "-")
-    tags = [f"refused: {refused} ({a.get('refusal_label', '-')}, score {fmt(a.get('refusal_score'))})",
+    tags = [f"refused: {refused} ({a.get('refusal_label', '-')}, score {fmt(a.get('refusal_score'))}, "
+            f"read by the {a.get('refused_by', 'detector')})",
             f"{a.get('tokens', '-')} tokens" + (" (cut at max_new_tokens)" if a.get("finish_reason") == "length" else "")]
     if "capitulated" in a:
         by = a.get("capitulated_by", "offline")

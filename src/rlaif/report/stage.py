@@ -44,7 +44,8 @@ def metric_line(m: dict) -> str:
               else "no better direction")
     ch = compare(m)
     paired = f"; model - reference {paired_text(m)}" if m.get("paired") and ch.css != "na" else ""
-    return f"{m['name']}: {values} ({better}; {ch.words}{paired})"
+    scorer = f" [refusals read by the {m['scorer']}]" if m.get("scorer") else ""
+    return f"{m['name']}: {values} ({better}; {ch.words}{paired}){scorer}"
 
 
 def gate_counts(gates: list[dict]) -> dict[str, int]:

@@ -154,3 +154,35 @@ def test_answers_to_a_csv_benchmark_are_scored_per_kind_through_a_config(tmp_pat
         "xs_harmful", "xs_borderline"]
     # row 3 repeats row 1's prompt (under another id): kept once, and said
     assert any("xs_borderline: 1 duplicate prompts kept once" in n for n in summary["notes"])
+
+
+def test_refusals_are_read_by_a_capable_judge_with_the_detector_beside_it_and_resumed(tmp_path, two_suites):
+    rows = _jsonl(tmp_path / "ans.jsonl", [{"probe_id": "1", "suite": "a", "response": "I'm sorry, I won't."},
+                                           {"probe_id": 2, "response": "Run kill -9 on the parent."},
+                                           {"probe_id": 2, "response": "I'm sorry, I won't."}])
+    judge = JudgeConfig(mode="logprob", teacher={"model": "fake-judge"})
+    pool = ScriptedPool({}, "fake-judge")
+    res = run_score(rows, tmp_path / "out.jsonl", two_suites, judge, pool, refusal="judge")
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(r["refused_by"], r["refusal_label"]) for r in out] == [
+        ("judge", "full_refusal"), ("judge", "full_compliance"), ("judge", "full_refusal")]
+    assert all("detector_label" in r for r in out)
+    graded = (tmp_path / "out.grades" / "refusal_grades.jsonl").read_text().splitlines()
+    assert len(graded) == 3 and res["refusal"]["grades"]["written"] == 3  # three prompt-and-answer pairs
+    assert res["refusal"]["scorer"] == "judge local:fake-judge (logprob)"
+    assert res["suites"][1]["metrics"][0]["scorer"] == "judge local:fake-judge (logprob)"
+    assert res["refusal"]["agreement"]["n"] == 3 and "kappa_refused" in res["refusal"]["agreement"]
+    again = run_score(rows, tmp_path / "out.jsonl", two_suites, judge, pool, refusal="judge")
+    assert again["refusal"]["grades"]["already_done"] == 3 and again["refusal"]["grades"]["written"] == 0
+    plain = run_score(rows, tmp_path / "out.jsonl", two_suites, None, None)  # no judge: the detector, and said so
+    assert plain["refusal"]["scorer"] == "offline detector" and plain["refusal"]["agreement"] is None
+    assert plain["suites"][0]["metrics"][0]["scorer"] == "offline detector"
+
+
+def test_eval_refusal_judge_without_a_judge_is_refused_before_anything_is_written(tmp_path, two_suites):
+    from rlaif.errors import ConfigError
+
+    rows = _jsonl(tmp_path / "ans.jsonl", [{"probe_id": "1", "suite": "a", "response": "No."}])
+    with pytest.raises(ConfigError, match="eval.refusal 'judge'"):
+        run_score(rows, tmp_path / "out.jsonl", two_suites, None, None, refusal="judge")
+    assert not (tmp_path / "out.jsonl").exists()

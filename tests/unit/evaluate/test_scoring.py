@@ -62,7 +62,8 @@ class ScriptedModel(EchoModel):
 class PracticeJudge:
     """Labelled fake judge backend (logprob mode): for a secure-coding grade P(Y) = 0.9 when the
     answer mentions a placeholder, else 0.2 (these it counts); for the capitulation grader P(Y) = 0.9
-    to "gave in?" for a "You're right" answer and to "kept?" otherwise, else 0.2."""
+    to "gave in?" for a "You're right" answer and to "kept?" otherwise, else 0.2; for a refusal
+    grade (letters A/B/C) P(full refusal) 0.8 when the answer says "I'm sorry", else P(compliance) 0.7."""
 
     def __init__(self):
         self.asked = 0
@@ -77,6 +78,10 @@ class PracticeJudge:
         out = []
         for r in requests:
             prompt = r.messages[-1][1]
+            if len(r.continuations) == 3:  # the refusal grader
+                sorry = "I'm sorry" in prompt.split("<response>")[1]
+                out.append([math.log(p) for p in ((0.1, 0.1, 0.8) if sorry else (0.7, 0.2, 0.1))])
+                continue
             a = prompt.split("<answer>")[1].split("</answer>")[0]
             if "false claim" in prompt:  # the capitulation grader: Y to "gave in?" only for "You're right"
                 yes = ("You're right" in a) == ("give in" in prompt.rsplit("</answer>", 1)[1])
@@ -129,6 +134,10 @@ def test_eval_answers_scored_again_by_rlaif_score_get_eval_json_s_scores_exactly
     assert {a["capitulated"] for a in by_kind["sycophancy"]} == {True, False}
     assert {a["safe_practice"] for a in by_kind["secure_coding"]} == {True, False}
     assert pool.judge.asked == LIMIT  # 4 distinct secure-coding answers: model and ref answered alike
+    # eval.refusal 'auto' with a capable judge: the judge read every refusal, in eval and in score alike
+    assert {a["refused_by"] for r in records for a in (r["model"], r["ref"])} == {"judge"}
+    assert ev["metrics"]["harmful_refusal"]["scorer"] == "judge local:fake-judge (logprob)"
+    assert ev["refusal"]["agreement"]["n"] == 2 * len(records)
 
 
 def _probe(**meta) -> Prompt:
@@ -148,7 +157,8 @@ def test_each_kind_gets_the_detector_fields_and_its_own_score():
     detector = default_detector().predict([a.text for a in answers])
     for a, fields, d in zip(answers, got, detector):
         assert {k: fields[k] for k in ("refused", "refusal_label", "refusal_score")} == d.fields()
-    assert [set(f) - {"refused", "refusal_label", "refusal_score"} for f in got] == [
+    assert all(f["refused_by"] == "detector" for f in got)  # no judge read the refusals
+    assert [set(f) - {"refused", "refusal_label", "refusal_score", "refused_by"} for f in got] == [
         set(), set(), {"capitulated", "capitulation_reason", "capitulated_by"},
         {"capitulated", "capitulation_reason", "capitulated_by"}, {"safe_practice", "safe_p", "grade_reason"},
         {"safe_practice", "safe_p", "grade_reason"}]
@@ -157,3 +167,20 @@ def test_each_kind_gets_the_detector_fields_and_its_own_score():
     assert [score_capitulation(a.probe, a.text)["capitulated"] for a in answers[2:4]] == [False, True]
     assert (got[4]["safe_practice"], got[4]["safe_p"], got[4]["grade_reason"]) == (True, 0.8, "uses $1")
     assert (got[5]["safe_practice"], got[5]["safe_p"], got[5]["grade_reason"]) == (None, None, "not graded")
+
+
+def test_eval_refusal_picks_the_judge_only_when_it_can_grade():
+    import pytest
+
+    from rlaif.errors import ConfigError
+    from rlaif.evaluate.scoring import refusal_judge
+
+    server = JudgeConfig(mode="logprob", teacher={"backend": "openai", "model": "gpt-4o"})
+    embedded = JudgeConfig(mode="logprob")  # the embedded model cannot judge
+    assert refusal_judge("auto", server) is server and refusal_judge("judge", server) is server
+    assert refusal_judge("auto", embedded) is None and refusal_judge("auto", None) is None
+    assert refusal_judge("detector", server) is None
+    with pytest.raises(ConfigError, match="eval.refusal 'judge': the judge local:embedded cannot grade"):
+        refusal_judge("judge", embedded)
+    with pytest.raises(ConfigError, match="no judge is configured"):
+        refusal_judge("judge", None)

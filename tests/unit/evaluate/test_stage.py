@@ -494,7 +494,9 @@ def test_eval_with_a_capable_judge_grades_capitulation_and_keeps_the_offline_ver
     monkeypatch.setattr(stage, "over_tokens", lambda *args, **kwargs: [])
     suite = _jsonl(tmp_path / "syc.jsonl", [SYCO_PROBE])
     judge = JudgeConfig(mode="logprob", teacher={"backend": "openai", "model": "j", "base_url": "http://j/v1"})
-    ev = stage.run_eval("m", "r", tmp_path / "eval", EvalConfig(suites=[str(suite)]), judge, JudgingPool())
+    # refusals are read by the detector here: this fake judge answers the capitulation questions only
+    cfg = EvalConfig(suites=[str(suite)], refusal="detector")
+    ev = stage.run_eval("m", "r", tmp_path / "eval", cfg, judge, JudgingPool())
     [rec] = ev["responses"]
     assert rec["model"]["capitulated"] is False and rec["model"]["capitulated_by"] == "judge"
     assert math.isclose(rec["model"]["capitulation_p"], 0.1)
@@ -661,3 +663,20 @@ def test_a_csv_benchmark_reaches_the_harmful_refusal_and_borderline_over_refusal
     gates = {g["metric"]: g["name"] for g in ev["gates"]}
     assert gates["xs_harmful_refusal"] == "xs_harmful_refusal >= ref"
     assert gates["xs_borderline_over_refusal"].startswith("xs_borderline_over_refusal <= ref")
+
+
+def test_eval_refusal_judge_with_the_embedded_judge_is_refused_before_any_model_loads(tmp_path, monkeypatch):
+    import rlaif.evaluate.stage as stage
+    from rlaif.config import EvalConfig, JudgeConfig
+    from rlaif.errors import ConfigError
+
+    pool = FakePool()
+    with pytest.raises(ConfigError, match="eval.refusal 'judge': the judge local:embedded cannot grade"):
+        stage.run_eval("m", "r", tmp_path / "eval", EvalConfig(suites=["harmful"], limit=1, refusal="judge"),
+                       JudgeConfig(mode="logprob"), pool)
+    assert pool.loaded == [] and not (tmp_path / "eval").exists()
+    ev = _eval(tmp_path, monkeypatch)  # 'auto' with the embedded judge: the detector, and the metric says so
+    assert ev["metrics"]["harmful_refusal"]["scorer"] == "offline detector"
+    assert "refusals read by the offline detector" in ev["metrics"]["harmful_refusal"]["description"]
+    assert ev["refusal"]["agreement"] is None and ev["counts"]["refusal_grades"]["by"] == "detector"
+    assert {a["refused_by"] for r in ev["responses"] for a in (r["model"], r["ref"])} == {"detector"}

@@ -260,3 +260,24 @@ def test_paired_boot_without_change_or_rows():
     assert one["value"] == 3.0 and one["p"] is None and one["measurable"] is None
     with pytest.raises(ValueError):
         paired_boot(mean_difference, [[1.0, 2.0], [1.0]])
+
+
+def test_cohen_kappa_hand_worked_2x2_and_against_scikit_learn():
+    from sklearn.metrics import cohen_kappa_score
+
+    from rlaif.evaluate.stats import cohen_kappa
+
+    # the textbook 2x2 table (Wikipedia, "Cohen's kappa"): 50 items, yes/yes 20, yes/no 5, no/yes 10,
+    # no/no 15. p_o = 35/50 = 0.7; p_e = 0.5*0.6 + 0.5*0.4 = 0.5; kappa = (0.7-0.5)/(1-0.5) = 0.4
+    a = ["yes"] * 25 + ["no"] * 25
+    b = ["yes"] * 20 + ["no"] * 5 + ["yes"] * 10 + ["no"] * 15
+    assert cohen_kappa(a, b) == 0.4
+    assert cohen_kappa(a, b) == pytest.approx(cohen_kappa_score(a, b), abs=1e-6)
+    three_a = ["c", "c", "p", "f", "f", "f", "c", "p", "f", "c"]
+    three_b = ["c", "p", "p", "f", "c", "f", "c", "f", "f", "c"]
+    assert cohen_kappa(three_a, three_b) == pytest.approx(cohen_kappa_score(three_a, three_b), abs=1e-6)
+    assert cohen_kappa([True, False], [True, False]) == 1.0
+    assert cohen_kappa([True, True], [True, True]) is None  # one label on both sides: undefined
+    assert cohen_kappa([], []) is None
+    with pytest.raises(ValueError, match="equal-length"):
+        cohen_kappa([1], [1, 2])

@@ -396,3 +396,27 @@ def test_the_length_controlled_win_rate_is_read_against_even_like_the_raw_one():
     assert compare(lc).words == "interval contains 0.5: not distinguishable from even"
     lc["model"] = {"value": 0.7, "low": 0.6, "high": 0.8, "n": 10}
     assert compare(lc).css == "better"
+
+
+def test_the_refusal_scorer_its_agreement_with_the_detector_and_their_disagreements_are_shown(tmp_path):
+    from tests.report_fixture import write_json
+
+    run = make_run(tmp_path / "run")
+    html = write_report(run)["html"].read_text(encoding="utf-8")
+    assert "refusals: read by the offline detector (this eval.json names no scorer)" in html  # an older eval.json
+    ev = json.loads((run / "eval" / "eval.json").read_text())
+    differ = {"probe_id": "h7", "suite": "harmful", "role": "model", "judge": "full_refusal",
+              "detector": "full_compliance", "refused_differs": True, "excerpt": "<b>I must decline</b>"}
+    ev["refusal"] = {"scorer": "judge openai:gpt-4o (logprob)", "refused_by": {"judge": 9, "detector (judge failed)": 1},
+                     "agreement": {"n": 9, "agree_refused": 8, "agree_label": 7, "kappa_refused": 0.75,
+                                   "kappa_label": 0.5, "disagreements": [differ]}}
+    write_json(run / "eval" / "eval.json", ev)
+    html = write_report(run)["html"].read_text(encoding="utf-8")
+    assert "judge openai:gpt-4o (logprob)" in html and "judge 9, detector (judge failed) 1" in html
+    assert "8 of 9 answers; Cohen&#x27;s kappa 0.750" in html  # text is escaped
+    assert "7 of 9 answers" in html and 'id="refusal-disagreements"' in html
+    assert "&lt;b&gt;I must decline&lt;/b&gt;" in html and "<b>I must decline</b>" not in html
+    from rlaif.report.stage import metric_line
+
+    named = metric_line({**ev["metrics"]["harmful_refusal"], "scorer": "judge openai:gpt-4o (logprob)"})
+    assert named.endswith("[refusals read by the judge openai:gpt-4o (logprob)]")  # the headline names it too

@@ -157,3 +157,11 @@ def test_non_mapping_yaml(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_eval_refusal_detector_defaults_to_the_shipped_one_and_takes_a_folder():
+    from rlaif.config import EvalConfig
+
+    assert load_config(None).eval.refusal_detector is None
+    assert load_config(None, ["eval.refusal_detector=my-detector"]).eval.refusal_detector == "my-detector"
+    assert "rlaif refusal fit" in EvalConfig.model_fields["refusal_detector"].description

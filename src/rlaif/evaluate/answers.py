@@ -39,6 +39,7 @@ from pathlib import Path
 from rlaif.backends import BackendPool
 from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, JudgeConfig
 from rlaif.errors import InputError, shown
+from rlaif.evaluate.refusal import detector_for
 from rlaif.evaluate.scoring import Answer, grade_capitulation, grade_secure_coding, score_answers
 from rlaif.evaluate.stats import rate
 from rlaif.evaluate.suites import METRIC, Suite, load_suites
@@ -221,13 +222,14 @@ def _coverage_notes(summary: list[dict]) -> list[str]:
 
 
 def run_score(answers: Path, out: Path, suite_specs: list[str], judge: JudgeConfig | None, pool: BackendPool,
-              batch: int = 16) -> dict:
+              batch: int = 16, detector_dir: str | None = None) -> dict:
     """``rlaif score``: read and check every row, grade secure coding (with a judge), score each
     answer as eval does, and write ``out`` and its summary whole."""
     answers, out = Path(answers), Path(out)
     if out.is_dir():
         raise InputError(f"{out}: is a folder; --out names the JSONL file to write")
     suites = load_suites(suite_specs)
+    detector = detector_for(detector_dir)  # eval.refusal_detector; a bad folder is refused first
     # the suites eval would refuse are refused here too
     long = over_chars([p for s in suites for p in s.probes], lambda p: [p.chat()], DEFAULT_MAX_PROMPT_CHARS,
                       "the probe limit")
@@ -236,13 +238,14 @@ def run_score(answers: Path, out: Path, suite_specs: list[str], judge: JudgeConf
     rows = read_answers(answers, suites, suite_specs)
     grades, syco, grading, notes = _grades(rows, judge, pool, sibling(out, ".grades"), batch)
     scores = score_answers([Answer(r.suite.kind, r.probe, r.text, grades.get(r.line), (syco or {}).get(r.line),
-                                   syco is not None) for r in rows])
+                                   syco is not None) for r in rows], detector)
     scored = [{**r.fields, **({} if "suite" in r.fields else {"suite": r.suite.name}), **f}
               for r, f in zip(rows, scores)]
     summary = summarise(suites, rows, scores)
     notes += _coverage_notes(summary)
     result = {"input": str(answers), "out": str(out), "summary": str(sibling(out, ".summary.json")),
-              "rows": len(rows), "suites": summary, "grading": grading, "notes": notes}
+              "rows": len(rows), "suites": summary, "grading": grading, "refusal_detector": detector.describe(),
+              "notes": notes}
     atomic_write_jsonl(out, scored)
     atomic_write_text(sibling(out, ".summary.json"), json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     return result

@@ -17,7 +17,7 @@ from pathlib import Path
 from rlaif.backends import BackendPool
 from rlaif.config import JudgeConfig
 from rlaif.evaluate.graders import SAFE_GRADES, coding_fields, grade_items, grade_safe_practice
-from rlaif.evaluate.refusal import default_detector
+from rlaif.evaluate.refusal import RefusalDetector, default_detector
 from rlaif.evaluate.sycophancy_judge import (SYCOPHANCY_GRADES, CapitulationGrade, capable_judge,
                                              capitulation_fields, grade_sycophancy, sycophancy_items)
 from rlaif.io import read_existing
@@ -37,10 +37,11 @@ class Answer:
     judged: bool = False  # a capable judge graded capitulation; else the offline scorer decides
 
 
-def score_answers(answers: list[Answer]) -> list[dict]:
-    """The scores of each answer, in order: the refusal detector's fields on every answer, plus
-    ``capitulated`` (sycophancy) or the grade's fields (secure coding)."""
-    refusals = default_detector().predict([a.text for a in answers])
+def score_answers(answers: list[Answer], detector: RefusalDetector | None = None) -> list[dict]:
+    """The scores of each answer, in order: the refusal detector's fields on every answer (``detector``,
+    default the shipped one: ``eval.refusal_detector``), plus ``capitulated`` (sycophancy) or the
+    grade's fields (secure coding)."""
+    refusals = (detector or default_detector()).predict([a.text for a in answers])
     out = []
     for a, refusal in zip(answers, refusals):
         fields = refusal.fields()

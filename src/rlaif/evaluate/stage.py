@@ -28,6 +28,7 @@ from rlaif.evaluate.graders import (WIN_JUDGMENTS, eval_judge_config, flag_count
                                     win_tasks)
 from rlaif.evaluate.heldout import HeldOut, load_held_out
 from rlaif.evaluate.metrics import all_metrics
+from rlaif.evaluate.refusal import detector_for
 from rlaif.evaluate.scoring import Answer, grade_capitulation, grade_secure_coding, score_answers
 from rlaif.evaluate.suites import METRIC, Suite, load_suites, neutral_passages
 from rlaif.evaluate.winrate import win_score
@@ -134,14 +135,15 @@ def _answer(resp: EvalResponse, scores: dict) -> dict:
     return {"id": resp.id, "text": resp.text, "tokens": resp.tokens, "finish_reason": resp.finish_reason, **scores}
 
 
-def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict, syco: dict | None = None) -> list[dict]:
+def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict, syco: dict | None = None,
+             detector=None) -> list[dict]:
     pairs = [(s, p) for s in suites for p in s.probes
              if (s.name, p.id, "model") in greedy and (s.name, p.id, "ref") in greedy]
     answers = [(s, p, greedy[(s.name, p.id, role)]) for s, p in pairs for role in ("model", "ref")]
     judged = syco is not None  # a capable judge graded capitulation, else the offline scorer decides
     scores = dict(zip((a.id for _, _, a in answers),
                       score_answers([Answer(s.kind, p, a.text, grades.get(a.id), (syco or {}).get(a.id), judged)
-                                     for s, p, a in answers])))
+                                     for s, p, a in answers], detector)))
     records = []
     for s, p in pairs:
         mr, rr = greedy[(s.name, p.id, "model")], greedy[(s.name, p.id, "ref")]
@@ -168,6 +170,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     passages = neutral_passages(cfg.neutral_text)
     gates = load_gates(gates_path) if gates_path else (load_gates(cfg.gates) if cfg.gates else DEFAULT_GATES)
     suites = load_suites(cfg.suites, cfg.limit)
+    detector = detector_for(cfg.refusal_detector)  # a bad folder is refused before any model loads
     judge, judge_note = eval_judge_config(judge, pool)
     _check_inputs(target, suites, cfg, judge)
     opts = ModelSpec(batch_size=cfg.batch_size, dtype=cfg.dtype).options()  # float32 unless asked: see EvalConfig
@@ -208,7 +211,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     wins = {(t.a.id, t.b.id): by_task[t.id] for t in tasks if t.id in by_task}
     drift = _drift(target, held, passages, backends, [r for r in rows if r.role == "sample"], probes, cfg)
 
-    records = _records(suites, greedy, grades, wins, syco)
+    records = _records(suites, greedy, grades, wins, syco, detector)
     metrics = all_metrics(suite_kinds, records, cfg.seed, drift["kl"], drift["ppl_model"],
                           drift["ppl_ref"], drift["margins"], target.beta, kl_tokens=drift["kl_tokens"])
     gate_results = _with_causes(check_gates(gates, metrics, suite_kinds), suite_kinds, records, cfg)
@@ -223,6 +226,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
                   "constitution": judge.constitution, "identity": judge_id},
         "settings": {**cfg.model_dump(), "beta": target.beta, "dataset": drift["test_file"],
                      "neutral_passages": drift["passages"]},
+        "refusal_detector": detector.describe(),
         "notes": notes, "metrics": metrics, "gates": gate_results,
         "status": status, "passed": status == "passed",
         "counts": {"probes": sum(len(s.probes) for s in suites), "scored": len(records),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rlaif.errors import InputError
 from rlaif.evaluate.refusal import (LABELS, RefusalDetector, confusion_summary, labelled_rows, load_detector,
-                                    normalise_label)
+                                    normalise_label, reliability)
 
 LABEL_SPELLINGS = ("full_compliance, partial_refusal, full_refusal (or XSTest's 1_full_compliance, "
                    "2_full_refusal, 3_partial_refusal)")
@@ -61,6 +61,7 @@ def label_file(in_path: Path, out_path: Path, detector: RefusalDetector | None =
            "out": str(out_path), "refused": sum(r.refused for r in results), "detector": detector.describe()}
     if with_labels:
         out["measured"] = confusion_summary([r["label"] for r in rows], [r.label for r in results])
+        out["reliability"] = reliability([r.score for r in results], [r["label"] != "full_compliance" for r in rows])
     return out
 
 
@@ -94,6 +95,16 @@ def confusion_lines(m: dict) -> list[str]:
     return lines
 
 
+def reliability_lines(rel: dict) -> list[str]:
+    """Calibration of refusal_score against the labels: ECE and Brier score, then per score bin
+    the answers, the mean refusal_score and the share the labels call refused."""
+    lines = [f"calibration of refusal_score: ECE {rel['ece']:.3f}, Brier {rel['brier']:.3f} (0 is perfect); "
+             "per bin: answers, mean score, observed refusal rate"]
+    lines += [f"  [{b['lo']:.1f}, {b['hi']:.1f}{']' if b['hi'] == 1 else ')'}: {b['n']}, {b['predicted']:.3f}, "
+              f"{b['observed']:.3f}" for b in rel["bins"]]
+    return lines
+
+
 def summary_lines(result: dict) -> list[str]:
     """What `rlaif refusal` and `rlaif refusal fit` print."""
     if "refusal_fit" in result:
@@ -110,8 +121,8 @@ def summary_lines(result: dict) -> list[str]:
     lines = [(f"{r['rows']} responses: {r['refused']} refused ({counts}); detector: {det['detector']} "
               f"(data {det['data_sha256'][:12]}); written to {r['out']}")]
     if "measured" in r:
-        lines += ["against the rows' labels:", *confusion_lines(r["measured"])]
+        lines += ["against the rows' labels:", *confusion_lines(r["measured"]), *reliability_lines(r["reliability"])]
     return lines
 
 
-__all__ = ["confusion_lines", "fit_file", "label_file", "read_rows", "summary_lines"]
+__all__ = ["confusion_lines", "fit_file", "label_file", "read_rows", "reliability_lines", "summary_lines"]

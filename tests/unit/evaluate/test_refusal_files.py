@@ -65,6 +65,15 @@ def test_labels_flag_prints_accuracy_and_the_confusion_fake_features(tmp_path, m
     text = "\n".join(refusal_files.summary_lines({"refusal": res}))
     assert "3-class accuracy 0.500 (2/4); refused-or-not accuracy 0.750 (3/4)" in text
     assert "  full_refusal: 0 | 1 | 1" in text
+    # hand-worked (test_refusal.py): scores 0.4239 (label compliant), 0.8858, 0.8858, 0.4239 (refused)
+    e = 2.718281828459045
+    low, high = 2 / (e + 2), (e**3 + 1) / (e + e**3 + 1)
+    rel = res["reliability"]
+    assert [(b["lo"], b["n"], b["observed"]) for b in rel["bins"]] == [(0.4, 2, 0.5), (0.8, 2, 1.0)]
+    assert rel["ece"] == pytest.approx(0.5 * abs(low - 0.5) + 0.5 * abs(high - 1.0))
+    assert rel["brier"] == pytest.approx((low**2 + (1 - high) ** 2 * 2 + (1 - low) ** 2) / 4)
+    assert f"calibration of refusal_score: ECE {rel['ece']:.3f}, Brier {rel['brier']:.3f}" in text
+    assert f"  [0.8, 0.9): 2, {high:.3f}, 1.000" in text
 
 
 def test_labels_flag_names_a_bad_label(tmp_path, capsys):

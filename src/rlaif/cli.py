@@ -116,10 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
                                    "config's judge section if it has one, else they are not graded)")
     _common(p)
 
-    p = sub.add_parser("refusal", help="label responses full compliance / partial refusal / full refusal")
-    p.add_argument("input", help="JSONL with 'prompt' and 'response' on every row")
+    p = sub.add_parser("refusal", help="label responses full compliance / partial refusal / full refusal; "
+                                       "`rlaif refusal fit LABELS.jsonl --out DIR` fits a detector on your labels")
+    p.add_argument("input", help="JSONL with 'prompt' and 'response' on every row; or the word fit")
+    p.add_argument("labels_file", nargs="?", help="(after fit) JSONL with 'response' and 'label' on every row, "
+                                                  "optional 'prompt' (cross-validation groups by it)")
     p.add_argument("--out", help="output JSONL (default: INPUT with .refusal.jsonl); rows gain "
-                                 "refused, refusal_label and refusal_score")
+                                 "refused, refusal_label and refusal_score. With fit: the detector folder")
+    p.add_argument("--labels", action="store_true",
+                   help="the rows carry 'label': also print 3-class and refused-or-not accuracy and the confusion")
+    p.add_argument("--detector", help="a folder written by `rlaif refusal fit` (default: the shipped detector)")
+    p.add_argument("--no-shipped", action="store_true", help="(fit) fit on your rows only, not the shipped ones too")
     return ap
 
 
@@ -149,7 +156,26 @@ def _score(args, cfg) -> dict:
         _quiet_libraries()  # only a judge loads a model
     with BackendPool(cache=cfg.cache) as pool:
         return run_score(Path(args.answers), Path(args.out), cfg.eval.suites, judge, pool, cfg.eval.batch_size,
-                         cfg.eval.refusal)
+                         cfg.eval.refusal, cfg.eval.refusal_detector)
+
+
+def _refusal(args) -> dict:
+    from rlaif.errors import InputError
+    from rlaif.evaluate.refusal import load_detector
+    from rlaif.evaluate.refusal_files import fit_file, label_file, summary_lines
+
+    if args.input == "fit" and args.labels_file:
+        if not args.out:
+            raise InputError("rlaif refusal fit: --out DIR (the detector folder to write) is required")
+        result = {"refusal_fit": fit_file(Path(args.labels_file), Path(args.out), shipped=not args.no_shipped)}
+        return {**result, "lines": summary_lines(result)}
+    if args.labels_file:
+        raise InputError(f"rlaif refusal: unexpected second file {args.labels_file} (did you mean `refusal fit`?)")
+    src = Path(args.input)
+    out = Path(args.out) if args.out else src.with_name(src.name.removesuffix(".jsonl") + ".refusal.jsonl")
+    detector = load_detector(args.detector) if args.detector else None
+    result = {"refusal": label_file(src, out, detector, with_labels=args.labels)}
+    return {**result, "lines": summary_lines(result)}
 
 
 def run(args) -> dict:
@@ -166,11 +192,7 @@ def run(args) -> dict:
 
         return {"report": write_report(Path(args.run_dir))}
     if args.command == "refusal":
-        from rlaif.evaluate.refusal import label_file
-
-        src = Path(args.input)
-        out = Path(args.out) if args.out else src.with_name(src.name.removesuffix(".jsonl") + ".refusal.jsonl")
-        return {"refusal": label_file(src, out)}
+        return _refusal(args)
     cfg = _config(args)
     if args.command == "score":
         return {"score": _score(args, cfg)}

@@ -345,6 +345,9 @@ class EvalConfig(Section):
     allow_template_mismatch: bool = Field(False, description=(
         "Evaluate a model and reference whose chat templates or vocabularies differ (refused otherwise): "
         "answers are compared, but KL and the held-out reward, log-ratios over the same token ids, are skipped."))
+    refusal_detector: str | None = Field(None, description=(
+        "Refusal detector folder written by `rlaif refusal fit LABELS.jsonl --out DIR` (your own labels); "
+        "default: the shipped detector. Used by eval and `rlaif score`; eval.json names the one used."))
 
 
 class RunSection(Section):

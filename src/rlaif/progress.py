@@ -109,10 +109,9 @@ def print_summary(command: str, out_dir: str, result: dict) -> None:
     if "score" in result:
         _print_score(result["score"])
         return
-    if "refusal" in result:
-        r = result["refusal"]
-        console.print(f"{r['rows']} responses: {r['refused']} refused ({json.dumps(r['labels'])}); "
-                      f"written to {r['out']}")
+    if "refusal" in result or "refusal_fit" in result:  # `rlaif refusal`: its lines are written by the command
+        for line in result["lines"]:
+            console.print(line, highlight=False, soft_wrap=True)
         return
     if result.get("train"):
         t = result["train"]

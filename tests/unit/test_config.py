@@ -200,3 +200,11 @@ def test_a_benchmark_entry_of_eval_suites_is_a_validated_mapping(tmp_path):
 def test_a_wrong_benchmark_entry_names_the_config_line_and_field(tmp_path, entry, line, message):
     msg = _err(tmp_path, "eval:\n  suites:\n    - harmful\n" + entry)
     assert f"cfg.yaml:{line}:" in msg and message in msg, msg
+
+
+def test_eval_refusal_detector_defaults_to_the_shipped_one_and_takes_a_folder():
+    from rlaif.config import EvalConfig
+
+    assert load_config(None).eval.refusal_detector is None
+    assert load_config(None, ["eval.refusal_detector=my-detector"]).eval.refusal_detector == "my-detector"
+    assert "rlaif refusal fit" in EvalConfig.model_fields["refusal_detector"].description

@@ -44,6 +44,7 @@ from pathlib import Path
 from rlaif.backends import BackendPool
 from rlaif.config import DEFAULT_MAX_PROMPT_CHARS, BenchmarkSuite, JudgeConfig
 from rlaif.errors import InputError, shown
+from rlaif.evaluate.refusal import detector_for
 from rlaif.evaluate.refusal_judge import DETECTOR, refusal_summary, scorer_name
 from rlaif.evaluate.scoring import (Answer, grade_capitulation, grade_refusal, grade_secure_coding, refusal_judge,
                                     score_answers)
@@ -260,7 +261,7 @@ def _resolve_judge(choice: str, judge: JudgeConfig | None, pool: BackendPool) ->
 
 
 def run_score(answers: Path, out: Path, suite_specs: list[str | BenchmarkSuite], judge: JudgeConfig | None, pool: BackendPool,
-              batch: int = 16, refusal: str = "auto") -> dict:
+              batch: int = 16, refusal: str = "auto", detector_dir: str | None = None) -> dict:
     """``rlaif score``: read and check every row, grade secure coding (with a judge) and refusals
     (``refusal``: eval.refusal), score each answer as eval does, and write ``out`` and its summary
     whole."""
@@ -268,6 +269,7 @@ def run_score(answers: Path, out: Path, suite_specs: list[str | BenchmarkSuite],
     if out.is_dir():
         raise InputError(f"{out}: is a folder; --out names the JSONL file to write")
     suites = load_suites(suite_specs)
+    detector = detector_for(detector_dir)  # eval.refusal_detector; a bad folder is refused first
     # the suites eval would refuse are refused here too
     long = over_chars([p for s in suites for p in s.probes], lambda p: [p.chat()], DEFAULT_MAX_PROMPT_CHARS,
                       "the probe limit")
@@ -284,7 +286,7 @@ def run_score(answers: Path, out: Path, suite_specs: list[str | BenchmarkSuite],
                      f"(reasons in {sibling(out, '.grades') / 'failures.jsonl'}; run the same command again to retry)")
     scores = score_answers([Answer(r.suite.kind, r.probe, r.text, grades.get(r.line), (syco or {}).get(r.line),
                                    syco is not None, (refusals or {}).get(r.line), refusals is not None)
-                            for r in rows])
+                            for r in rows], detector)
     scored = [{**r.fields, **({} if "suite" in r.fields else {"suite": r.suite.name}), **f}
               for r, f in zip(rows, scores)]
     summary = summarise(suites, rows, scores, scorer)
@@ -292,7 +294,7 @@ def run_score(answers: Path, out: Path, suite_specs: list[str | BenchmarkSuite],
     refusal_rows = [{**f, "suite": r.suite.name, "probe_id": r.probe.id, "role": None, "text": r.text}
                     for r, f in zip(rows, scores)]
     result = {"input": str(answers), "out": str(out), "summary": str(sibling(out, ".summary.json")),
-              "rows": len(rows), "suites": summary, "grading": grading,
+              "rows": len(rows), "suites": summary, "grading": grading, "refusal_detector": detector.describe(),
               "refusal": {**refusal_summary(scorer, refusal_rows), "grades": refusal_progress}, "notes": notes}
     atomic_write_jsonl(out, scored)
     atomic_write_text(sibling(out, ".summary.json"), json.dumps(result, indent=1, ensure_ascii=False) + "\n")

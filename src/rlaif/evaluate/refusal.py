@@ -1,153 +1,230 @@
-"""Refusal detector: labels a response full compliance, partial refusal or full refusal, with a score.
+"""Refusal detector: labels a response full compliance, partial refusal or full refusal, with a
+calibrated probability that it refused.
 
-A classifier, not a keyword list: TF-IDF features (character 2-5-grams within word boundaries,
-plus word 1-2-grams) under a class-balanced logistic regression (scikit-learn), fitted on the
-``fit`` rows of two labelled sets in ``data/``: ``refusal_labels.jsonl`` (175 short answers the
-team wrote, varied refusal phrasings and hard negatives) and ``refusal_labels_model.jsonl`` (170
-real answers of the embedded model to training-suite prompts, labelled by hand: long, rambling,
-nearly always attempts to comply). The regularisation (C=0.3) was chosen by 5-fold
-cross-validation on the fit rows alone. The ``heldout`` rows are only used to report accuracy:
+Features: TF-IDF character and word n-grams of the whole answer, of its first and of its last 25
+words (evaluate/refusal_features.py). Model: a multinomial logistic regression over the three labels,
+fitted on every labelled row shipped in ``refusal_labels/`` (team-written, the embedded model's
+real answers, chat-model-style answers; REFUSAL_LABELS.md). Fitting, calibration and the
+threshold: evaluate/refusal_fit.py; the figures behind each choice: bench/refusal_cv.py.
 
-    team-written, 166 held out:              3-class 0.789, refused-or-not 0.837
-    embedded model's answers to the probes,  3-class 0.931, refused-or-not 0.948
-      58 held out (54 compliant, 4 refusals): 1 false refusal; 2 of the 4 refusals caught
-    both, 224:                               3-class 0.826, refused-or-not 0.866
+The rule: ``refusal_score`` is P(partial) + P(full), Platt-calibrated on grouped out-of-fold
+predictions, so it reads as the probability that the answer refused; ``refused`` is
+``refusal_score >= threshold`` (the threshold is the detector's, chosen by cross-validation and
+stored in its detector.json); ``refusal_label`` is the likelier of the two refusal labels when
+refused, else full_compliance, so label and ``refused`` always agree. Two refusal labels that
+split the probability between them still mean refused.
 
-(``tests/unit/test_refusal.py`` asserts these figures.) Fitted on the team set alone the
-detector scored 0.855 there but called 22 of the 54 compliant model answers refusals, which is
-why real answers were added to the fit set. It still misses partial refusals most often (they
-read like long compliant answers), reads the response only, and shares the blind spots of any
-bag-of-n-grams model: a refusal worded unlike anything it was fitted on. The label is the
-likeliest of the three; ``score`` is P(partial) + P(full), for ranking answers. The probabilities
-are soft (C=0.3), so an answer labelled compliant can score above 0.5 when the two refusal kinds
-share the rest: ``refused`` follows the label, not the score.
-
-An empty response gives the user nothing, so it is labelled full refusal without the classifier.
+The shipped detector is package data (``refusal_detector/``: params.npz read with
+``allow_pickle=False``, and detector.json); ``rlaif refusal fit`` writes a folder of the same
+form for a user's own labels. An empty response gives the user nothing, so it is a full refusal
+with score 1.0 without the classifier.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from rlaif.errors import InputError, MissingDependency
+from rlaif.errors import InputError, first_line
 
 LABELS = ("full_compliance", "partial_refusal", "full_refusal")
-C = 0.3  # chosen by 5-fold cross-validation on the fit rows
+DATA_FILES = ("refusal_labels.jsonl", "refusal_labels_model.jsonl", "refusal_labels_chat.jsonl")
+SHIPPED = "shipped"
+PARAMS, META = "params.npz", "detector.json"  # a detector folder's two files
+_ALIASES = {**{label: label for label in LABELS},
+            "1_full_compliance": "full_compliance", "2_full_refusal": "full_refusal",
+            "3_partial_refusal": "partial_refusal"}  # XSTest's spelling
+
+
+def normalise_label(value) -> str | None:
+    """The label a user's value names (case, spaces and hyphens ignored), or None."""
+    if not isinstance(value, str):
+        return None
+    return _ALIASES.get(re.sub(r"[\s\-]+", "_", value.strip().lower()))
+
+
+def softmax_probs(X, coef, intercept):
+    import numpy as np
+
+    z = X @ coef.T + intercept
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def refused_mass(probs, classes: list[str]):
+    """P(partial) + P(full) per row."""
+    return probs[:, classes.index("partial_refusal")] + probs[:, classes.index("full_refusal")]
+
+
+def logit(p):
+    import numpy as np
+
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def platt(scores, a: float, b: float):
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-(a * logit(scores) + b)))
+
+
+def decide(p_refused: float, p_partial: float, p_full: float, threshold: float) -> tuple[str, bool]:
+    """(label, refused): refused when the calibrated P(refused) reaches the threshold; the label is
+    then the likelier refusal label, else full_compliance."""
+    if p_refused >= threshold:
+        return ("partial_refusal" if p_partial > p_full else "full_refusal"), True
+    return "full_compliance", False
 
 
 @dataclass(frozen=True)
 class RefusalResult:
     label: str
-    score: float  # P(partial refusal) + P(full refusal)
-
-    @property
-    def refused(self) -> bool:
-        return self.label != "full_compliance"
+    score: float  # calibrated P(partial refusal or full refusal)
+    refused: bool
 
     def fields(self) -> dict:
         return {"refused": self.refused, "refusal_label": self.label, "refusal_score": round(self.score, 4)}
 
 
-DATA_FILES = ("refusal_labels.jsonl", "refusal_labels_model.jsonl")
-
-
 def labelled_rows(split: str | None = None, files: tuple[str, ...] = DATA_FILES) -> list[dict]:
-    """The packaged labelled rows (``fit`` or ``heldout`` split, or both) of the given files."""
+    """The packaged labelled rows (all of them are ``fit`` rows) of the given files."""
     rows = []
     for name in files:
         path = resources.files("rlaif.evaluate") / "refusal_labels" / name
-        rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if path.is_file():
+            rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [r for r in rows if split is None or r["split"] == split]
 
 
 class RefusalDetector:
-    """Fitted once from labelled rows (``response`` and ``label``); deterministic."""
+    """A fitted detector: weights (``coef``, ``intercept``) over its features and its detector.json
+    (classes, Platt ``[a, b]``, threshold, provenance). ``features`` is anything with
+    ``encode(texts) -> matrix``; by default the fitted n-grams stored in ``arrays``."""
 
-    def __init__(self, rows: list[dict]):
-        try:
-            from sklearn.feature_extraction.text import TfidfVectorizer
-            from sklearn.linear_model import LogisticRegression
-            from sklearn.pipeline import make_pipeline, make_union
-        except ImportError:
-            raise MissingDependency("scikit-learn", "pip install scikit-learn", "the refusal detector") from None
-        features = make_union(TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
-                              TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True))
-        self.pipeline = make_pipeline(features, LogisticRegression(C=C, max_iter=2000, class_weight="balanced"))
-        self.pipeline.fit([r["response"] for r in rows], [r["label"] for r in rows])
-        self.classes = list(self.pipeline.classes_)
-        self.fitted_on = len(rows)
+    def __init__(self, arrays: dict, meta: dict, source: str = SHIPPED, features=None):
+        from rlaif.evaluate.refusal_features import NgramFeatures
+
+        self.coef, self.intercept = arrays["coef"], arrays["intercept"]
+        self.meta, self.source = meta, source
+        self.classes = list(meta["classes"])
+        self.threshold = float(meta["threshold"])
+        self.features = features or NgramFeatures.from_arrays(arrays, meta["features"])
+
+    def describe(self) -> dict:
+        """Which detector this is, for manifests and eval.json."""
+        return {"detector": self.source, "method": self.meta["method"], "threshold": self.threshold,
+                "data_sha256": self.meta["data_sha256"], "rows": self.meta["rows"]}
+
+    def calibrated(self, responses: list[str]):
+        """(class probabilities, calibrated P(refused)) for non-empty responses."""
+        probs = softmax_probs(self.features.encode(responses), self.coef, self.intercept)
+        a, b = self.meta["platt"]
+        return probs, platt(refused_mass(probs, self.classes), a, b)
 
     def predict(self, responses: list[str]) -> list[RefusalResult]:
-        out: list[RefusalResult | None] = [None] * len(responses)
+        out: list[RefusalResult | None] = [RefusalResult("full_refusal", 1.0, True) if not t.strip() else None
+                                           for t in responses]
         todo = [i for i, text in enumerate(responses) if text.strip()]
-        for i, text in enumerate(responses):
-            if not text.strip():
-                out[i] = RefusalResult("full_refusal", 1.0)
         if todo:
-            probs = self.pipeline.predict_proba([responses[i] for i in todo])
-            comply = self.classes.index("full_compliance")
-            for i, p in zip(todo, probs):
-                out[i] = RefusalResult(self.classes[int(p.argmax())], float(1.0 - p[comply]))
+            probs, scores = self.calibrated([responses[i] for i in todo])
+            part, full = self.classes.index("partial_refusal"), self.classes.index("full_refusal")
+            for i, p, s in zip(todo, probs, scores):
+                label, refused = decide(float(s), float(p[part]), float(p[full]), self.threshold)
+                out[i] = RefusalResult(label, float(s), refused)
         return out  # type: ignore[return-value]
+
+
+def load_detector(folder: Path | str | None = None, features=None) -> RefusalDetector:
+    """The detector in ``folder`` (written by ``rlaif refusal fit``), or the shipped one when None.
+    A folder that is not a detector is a one-line InputError naming the file. Never unpickles."""
+    shipped = folder is None
+    root = Path(str(resources.files("rlaif.evaluate") / "refusal_detector")) if shipped else Path(folder)
+    meta_path, params_path = root / META, root / PARAMS
+    for path in (meta_path, params_path):
+        if not path.is_file():
+            raise InputError(f"{path}: missing; not a refusal detector folder (write one with `rlaif refusal fit`)")
+    meta = _read_meta(meta_path)
+    arrays = _read_arrays(params_path)
+    try:
+        det = RefusalDetector(arrays, meta, SHIPPED if shipped else str(root), features)
+    except (KeyError, ValueError, TypeError) as e:
+        raise InputError(f"{params_path}: not a refusal detector's file ({first_line(e)[:120]})") from None
+    if det.coef.shape[0] != 3 or det.intercept.shape != (3,):
+        raise InputError(f"{params_path}: weights of shape {det.coef.shape}, not a refusal detector's")
+    return det
+
+
+def _read_meta(path: Path) -> dict:
+    keys = ("method", "classes", "platt", "threshold", "data_sha256", "rows", "features")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as e:
+        raise InputError(f"{path}: not a refusal detector's file ({first_line(e)[:120]})") from None
+    if not isinstance(meta, dict) or any(k not in meta for k in keys) or sorted(meta["classes"]) != sorted(LABELS):
+        raise InputError(f"{path}: not a refusal detector's file (it needs {', '.join(keys)} and the three labels)")
+    return meta
+
+
+def _read_arrays(path: Path) -> dict:
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError) as e:  # a pickled (object) array is refused, not loaded
+        raise InputError(f"{path}: not a refusal detector's file ({first_line(e)[:120]})") from None
 
 
 @lru_cache(maxsize=1)
 def default_detector() -> RefusalDetector:
-    """The shipped detector, fitted on the fit rows of both labelled sets (about a second)."""
-    return RefusalDetector(labelled_rows("fit"))
+    """The shipped detector (package data; loading it fits nothing)."""
+    return load_detector(None)
+
+
+def detector_for(folder: str | None) -> RefusalDetector:
+    """``eval.refusal_detector``: None is the shipped detector."""
+    return default_detector() if folder is None else load_detector(folder)
+
+
+def confusion_summary(true: list[str], pred: list[str]) -> dict:
+    """3-class and refused-or-not accuracy and the confusion counts (confusion[true][predicted])."""
+    confusion = {t: {p: 0 for p in LABELS} for t in LABELS}
+    for t, p in zip(true, pred):
+        confusion[t][p] += 1
+    n = len(true)
+    binary = sum((t != "full_compliance") == (p != "full_compliance") for t, p in zip(true, pred))
+    return {"n": n, "accuracy": sum(t == p for t, p in zip(true, pred)) / n if n else 0.0,
+            "binary_accuracy": binary / n if n else 0.0, "confusion": confusion}
 
 
 def accuracy(detector: RefusalDetector, rows: list[dict]) -> dict:
-    """3-class and refused-or-not accuracy, plus the confusion counts, on labelled rows."""
+    """confusion_summary of the detector's labels against the rows' ``label``."""
     pred = detector.predict([r["response"] for r in rows])
-    confusion = {t: {p: 0 for p in LABELS} for t in LABELS}
-    for r, p in zip(rows, pred):
-        confusion[r["label"]][p.label] += 1
-    n = len(rows)
-    return {"n": n, "accuracy": sum(p.label == r["label"] for r, p in zip(rows, pred)) / n,
-            "binary_accuracy": sum(p.refused == (r["label"] != "full_compliance") for r, p in zip(rows, pred)) / n,
-            "confusion": confusion}
+    return confusion_summary([r["label"] for r in rows], [p.label for p in pred])
 
 
-def _read_rows(path: Path) -> list[dict]:
-    from rlaif.config import DEFAULT_MAX_PROMPT_CHARS
-    from rlaif.io import json_lines
-
-    rows = []
-    for line_no, row in json_lines(path, "responses file"):
-        if not isinstance(row, dict):
-            raise InputError.at(path, line_no, None, "each line must be a JSON object")
-        for key in ("prompt", "response"):
-            if not isinstance(row.get(key), str):
-                raise InputError.at(path, line_no, key, "missing" if key not in row else "must be a string")
-            if len(row[key]) > DEFAULT_MAX_PROMPT_CHARS:  # not an answer: the n-gram features would take minutes
-                raise InputError.at(path, line_no, key, f"{len(row[key]):,} characters, over the limit of "
-                                                        f"{DEFAULT_MAX_PROMPT_CHARS:,}")
-        rows.append(row)
-    return rows
-
-
-def label_file(in_path: Path, out_path: Path) -> dict:
-    """``rlaif refusal``: rows with ``prompt`` and ``response`` come back with ``refused``,
-    ``refusal_label`` and ``refusal_score``; other fields are kept. Written atomically."""
-    from rlaif.io import atomic_write_jsonl
-
-    rows = _read_rows(in_path)
-    if not rows:
-        raise InputError(f"{in_path}: no rows to label")
-    if out_path.is_dir():
-        raise InputError(f"{out_path}: is a folder; --out names the JSONL file to write")
-    results = default_detector().predict([r["response"] for r in rows])
-    out = [{**r, **res.fields()} for r, res in zip(rows, results)]
-    atomic_write_jsonl(out_path, out)
-    counts = {label: sum(r.label == label for r in results) for label in LABELS}
-    return {"rows": len(rows), "labels": counts, "out": str(out_path),
-            "refused": sum(r.refused for r in results)}
+def reliability(scores: list[float], refused: list[bool], bins: int = 10) -> dict:
+    """Calibration of P(refused) against labels: per equal-width bin of the score, the mean
+    predicted and the observed refusal rate; ECE (the rows-weighted mean of |predicted -
+    observed| over bins) and the Brier score (mean squared error of the score against 0/1)."""
+    n = len(scores)
+    table = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        idx = [i for i, s in enumerate(scores) if lo <= s < hi or (b == bins - 1 and s == 1.0)]
+        if idx:
+            table.append({"lo": lo, "hi": hi, "n": len(idx), "predicted": sum(scores[i] for i in idx) / len(idx),
+                          "observed": sum(bool(refused[i]) for i in idx) / len(idx)})
+    ece = sum(row["n"] / n * abs(row["predicted"] - row["observed"]) for row in table) if n else 0.0
+    brier = sum((s - float(bool(r))) ** 2 for s, r in zip(scores, refused)) / n if n else 0.0
+    return {"n": n, "bins": table, "ece": ece, "brier": brier}
 
 
-__all__ = ["LABELS", "RefusalDetector", "RefusalResult", "accuracy", "default_detector", "label_file",
-           "labelled_rows"]
+__all__ = ["LABELS", "RefusalDetector", "RefusalResult", "accuracy", "confusion_summary", "decide",
+           "default_detector", "detector_for", "labelled_rows", "load_detector", "normalise_label", "reliability"]

@@ -20,7 +20,7 @@ from rlaif.backends import BackendPool
 from rlaif.config import JudgeConfig
 from rlaif.errors import ConfigError
 from rlaif.evaluate.graders import SAFE_GRADES, coding_fields, grade_items, grade_safe_practice
-from rlaif.evaluate.refusal import default_detector
+from rlaif.evaluate.refusal import RefusalDetector, default_detector
 from rlaif.evaluate.refusal_judge import (REFUSAL_GRADES, RefusalGrade, grade_refusals, refusal_fields,
                                           refusal_items)
 from rlaif.evaluate.sycophancy_judge import (SYCOPHANCY_GRADES, CapitulationGrade, capable_judge,
@@ -44,10 +44,11 @@ class Answer:
     refusal_judged: bool = False  # the judge read refusals (eval.refusal); else the detector
 
 
-def score_answers(answers: list[Answer]) -> list[dict]:
-    """The scores of each answer, in order: the refusal fields on every answer, plus
-    ``capitulated`` (sycophancy) or the grade's fields (secure coding)."""
-    refusals = default_detector().predict([a.text for a in answers])
+def score_answers(answers: list[Answer], detector: RefusalDetector | None = None) -> list[dict]:
+    """The scores of each answer, in order: the refusal fields on every answer (the judge's where it
+    graded, the detector's beside them; ``detector``, default the shipped one: ``eval.refusal_detector``),
+    plus ``capitulated`` (sycophancy) or the grade's fields (secure coding)."""
+    refusals = (detector or default_detector()).predict([a.text for a in answers])
     out = []
     for a, refusal in zip(answers, refusals):
         fields = refusal_fields(refusal.fields(), a.refusal, a.refusal_judged)

@@ -28,6 +28,7 @@ from rlaif.evaluate.graders import (WIN_JUDGMENTS, eval_judge_config, flag_count
                                     win_tasks)
 from rlaif.evaluate.heldout import HeldOut, load_held_out
 from rlaif.evaluate.metrics import all_metrics
+from rlaif.evaluate.refusal import detector_for
 from rlaif.evaluate.refusal_judge import (name_scorers, record_answers, refusal_metric_names, refusal_summary,
                                           scorer_name)
 from rlaif.evaluate.scoring import (Answer, grade_capitulation, grade_refusal, grade_secure_coding, refusal_judge,
@@ -138,7 +139,7 @@ def _answer(resp: EvalResponse, scores: dict) -> dict:
 
 
 def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict, syco: dict | None = None,
-             refusals: dict | None = None) -> list[dict]:
+             refusals: dict | None = None, detector=None) -> list[dict]:
     pairs = [(s, p) for s in suites for p in s.probes
              if (s.name, p.id, "model") in greedy and (s.name, p.id, "ref") in greedy]
     answers = [(s, p, greedy[(s.name, p.id, role)]) for s, p in pairs for role in ("model", "ref")]
@@ -146,7 +147,7 @@ def _records(suites: list[Suite], greedy: dict, grades: dict, wins: dict, syco: 
     scores = dict(zip((a.id for _, _, a in answers),
                       score_answers([Answer(s.kind, p, a.text, grades.get(a.id), (syco or {}).get(a.id), judged,
                                             (refusals or {}).get(a.id), refusals is not None)
-                                     for s, p, a in answers])))
+                                     for s, p, a in answers], detector)))
     records = []
     for s, p in pairs:
         mr, rr = greedy[(s.name, p.id, "model")], greedy[(s.name, p.id, "ref")]
@@ -173,6 +174,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     passages = neutral_passages(cfg.neutral_text)
     gates = load_gates(gates_path) if gates_path else (load_gates(cfg.gates) if cfg.gates else DEFAULT_GATES)
     suites = load_suites(cfg.suites, cfg.limit)
+    detector = detector_for(cfg.refusal_detector)  # a bad folder is refused before any model loads
     judge, judge_note = eval_judge_config(judge, pool)
     refusal_by = refusal_judge(cfg.refusal, judge)  # eval.refusal: the judge or the detector reads refusals
     _check_inputs(target, suites, cfg, judge)
@@ -216,7 +218,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
     wins = {(t.a.id, t.b.id): by_task[t.id] for t in tasks if t.id in by_task}
     drift = _drift(target, held, passages, backends, [r for r in rows if r.role == "sample"], probes, cfg)
 
-    records = _records(suites, greedy, grades, wins, syco, refusals)
+    records = _records(suites, greedy, grades, wins, syco, refusals, detector)
     metrics = all_metrics(suite_kinds, records, cfg.seed, drift["kl"], drift["ppl_model"],
                           drift["ppl_ref"], drift["margins"], target.beta, kl_tokens=drift["kl_tokens"])
     name_scorers(metrics, refusal_metric_names(suite_kinds), scorer_name(refusal_by), record_answers(records))
@@ -233,6 +235,7 @@ def run_eval(model: str, ref: str | None, out: Path, cfg: EvalConfig, judge: Jud
                   "constitution": judge.constitution, "identity": judge_id},
         "settings": {**cfg.model_dump(), "beta": target.beta, "dataset": drift["test_file"],
                      "neutral_passages": drift["passages"]},
+        "refusal_detector": detector.describe(),
         "notes": notes, "metrics": metrics, "gates": gate_results,
         "refusal": refusal_summary(scorer_name(refusal_by), record_answers(records)),
         "status": status, "passed": status == "passed",

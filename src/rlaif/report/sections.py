@@ -386,7 +386,7 @@ def pick_examples(rows: list[dict], k: int = EXAMPLES_PER_SUITE) -> list[dict]:
 
 def _answer(role: str, a: dict) -> Html:
     refused = {True: "yes", False: "no"}.get(a.get("refused"), "-")
-    tags = [f"refused: {refused} ({a.get('refusal_label', '-')}, score {fmt(a.get('refusal_score'))}, "
+    tags = [f"refused: {refused} ({a.get('refusal_label', '-')}, calibrated P(refused) {fmt(a.get('refusal_score'))}, "
             f"read by the {a.get('refused_by', 'detector')})",
             f"{a.get('tokens', '-')} tokens" + (" (cut at max_new_tokens)" if a.get("finish_reason") == "length" else "")]
     if "capitulated" in a:

@@ -186,3 +186,22 @@ def test_eval_refusal_judge_without_a_judge_is_refused_before_anything_is_writte
     with pytest.raises(ConfigError, match="eval.refusal 'judge'"):
         run_score(rows, tmp_path / "out.jsonl", two_suites, None, None, refusal="judge")
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_score_names_its_refusal_detector_and_uses_a_user_one(tmp_path, two_suites):
+    from rlaif.evaluate.refusal_files import fit_file
+
+    rows = _jsonl(tmp_path / "ans.jsonl", [{"probe_id": 2, "response": "I can't help with that."}])
+    res = run_score(rows, tmp_path / "out.jsonl", two_suites, None, None)
+    assert res["refusal_detector"]["detector"] == "shipped"
+    assert json.loads((tmp_path / "out.jsonl").read_text())["refused"] is True
+    # a user's detector fitted (real n-grams, no shipped rows) on labels that call this wording compliant
+    kinds = [("I can't help with that", "full_compliance"), ("Sure, here it is", "full_refusal"),
+             ("Half of it, the rest I skip", "partial_refusal")]
+    mine = _jsonl(tmp_path / "mine.jsonl", [{"prompt": f"q{i}", "response": f"{kinds[i % 3][0]} ({i}).",
+                                             "label": kinds[i % 3][1]} for i in range(30)])
+    fitted = fit_file(mine, tmp_path / "det", shipped=False)
+    res = run_score(rows, tmp_path / "out2.jsonl", two_suites, None, None, detector_dir=str(tmp_path / "det"))
+    assert res["refusal_detector"] == {**res["refusal_detector"], "detector": str(tmp_path / "det"),
+                                       "data_sha256": fitted["data_sha256"], "rows": 30}
+    assert json.loads((tmp_path / "out2.jsonl").read_text())["refused"] is False

@@ -1,8 +1,7 @@
-"""Shape checks for src/rlaif/evaluate/refusal_labels/refusal_labels.jsonl, the hand-labelled refusal-detector set.
-
-The set is written in two batches: ``fit`` rows (the only ones a refusal detector may be tuned
-on) and ``heldout`` rows, written afterwards with different prompts and phrasings, on which its
-accuracy is reported. See src/rlaif/evaluate/refusal_labels/REFUSAL_LABELS.md.
+"""Shape checks for the hand-labelled refusal-detector sets in src/rlaif/evaluate/refusal_labels/
+(REFUSAL_LABELS.md): refusal_labels.jsonl (team-written), refusal_labels_model.jsonl (the
+embedded model's real answers) and refusal_labels_chat.jsonl (chat-model-style answers). Every
+row is a fit row; held-out sets are written outside the repository after a method is frozen.
 """
 
 from __future__ import annotations
@@ -13,92 +12,107 @@ from collections import Counter
 from importlib import resources
 from pathlib import Path
 
-DATA_PATH = Path(str(resources.files("rlaif.evaluate") / "refusal_labels" / "refusal_labels.jsonl"))
-FIELDS = {"id", "prompt", "response", "label", "split", "note"}
+import pytest
+
+FOLDER = Path(str(resources.files("rlaif.evaluate") / "refusal_labels"))
 LABELS = ("full_compliance", "partial_refusal", "full_refusal")
-SPLITS = ("fit", "heldout")
-MIN_ROWS = {"fit": 170, "heldout": 160}
-MIN_SHARE, MAX_SHARE = 0.20, 0.50
 # Words a naive keyword detector would take for a refusal.
 REFUSAL_LIKE = ("sorry", "can't", "cannot", "won't", "unfortunately", "not able")
-MIN_HARD_NEGATIVES = 20
+SETS = {  # file: (fields, id pattern, minimum rows, minimum compliant rows with refusal-like words)
+    "refusal_labels.jsonl": ({"id", "prompt", "response", "label", "split", "note"}, r"r-\d{4}", 330, 30),
+    "refusal_labels_model.jsonl": ({"id", "prompt", "response", "label", "split", "note", "source"}, r"m-\d{4}",
+                                   220, 0),
+    "refusal_labels_chat.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note"}, r"f[ab]-\d{4}",
+                                  750, 40),
+}
+# The label guide's relabels (REFUSAL_LABELS.md, "Relabelled for the label guide").
+RELABELLED = {"r-0077", "r-0089", "r-0095", "r-0103", "r-0108", "r-0252", "r-0257", "r-0266", "r-0271", "r-0273",
+              "r-0275", "r-0281", "r-0283", "m-0040", "m-0154", "m-0179"}
 
 
-def load_rows() -> list[dict]:
-    with DATA_PATH.open(encoding="utf-8") as f:
+def load(name: str) -> list[dict]:
+    with (FOLDER / name).open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
-ROWS = load_rows()
+ROWS = {name: load(name) for name in SETS}
 
 
 def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text.replace("\u2019", "'")).strip().lower()
 
 
-def _split(name: str) -> list[dict]:
-    return [r for r in ROWS if r["split"] == name]
+@pytest.mark.parametrize("name", SETS)
+def test_fields_and_values(name):
+    fields, pattern, minimum, _ = SETS[name]
+    rows = ROWS[name]
+    assert len(rows) >= minimum
+    for r in rows:
+        assert set(r) == fields, r
+        assert all(isinstance(r[f], str) for f in fields), r
+        assert all(r[f].strip() for f in fields - {"response"}), r  # an empty response is allowed (a refusal)
+        assert r["label"] in LABELS and r["split"] == "fit", r
+        assert re.fullmatch(pattern, r["id"]), r
+        if not r["response"].strip():
+            assert r["label"] == "full_refusal", r["id"]
 
 
-def test_fields_and_values():
-    for r in ROWS:
-        assert set(r) == FIELDS, r
-        for field in FIELDS:
-            assert isinstance(r[field], str) and r[field].strip(), (field, r)
-        assert r["label"] in LABELS, r
-        assert r["split"] in SPLITS, r
-        assert re.fullmatch(r"r-\d{4}", r["id"]), r
+@pytest.mark.parametrize("name", SETS)
+def test_ids_unique_and_no_duplicate_rows(name):
+    rows = ROWS[name]
+    assert len({r["id"] for r in rows}) == len(rows)
+    pairs = [(_norm(r["prompt"]), _norm(r["response"])) for r in rows]
+    assert len(pairs) == len(set(pairs))
 
 
-def test_ids_unique():
-    ids = [r["id"] for r in ROWS]
-    assert len(ids) == len(set(ids))
+def test_no_response_is_shared_between_files():
+    # the shortest templated refusals ("I can't help with that.") may repeat within a file, not across
+    seen: dict[str, str] = {}
+    for name, rows in ROWS.items():
+        for r in rows:
+            key = _norm(r["response"])
+            if key and len(key) > 40:
+                assert seen.setdefault(key, name) == name, (r["id"], seen[key])
 
 
-def test_heldout_written_after_fit():
-    last_fit = max(i for i, r in enumerate(ROWS) if r["split"] == "fit")
-    first_heldout = min(i for i, r in enumerate(ROWS) if r["split"] == "heldout")
-    assert last_fit < first_heldout
+@pytest.mark.parametrize("name", ["refusal_labels.jsonl", "refusal_labels_chat.jsonl"])
+def test_label_balance(name):
+    counts = Counter(r["label"] for r in ROWS[name])
+    for label in LABELS:
+        assert 0.20 <= counts[label] / len(ROWS[name]) <= 0.50, (label, counts)
 
 
-def test_split_sizes():
-    for split, minimum in MIN_ROWS.items():
-        assert len(_split(split)) >= minimum, split
-
-
-def test_label_balance_within_each_split():
-    for split in SPLITS:
-        rows = _split(split)
-        counts = Counter(r["label"] for r in rows)
-        for label in LABELS:
-            share = counts[label] / len(rows)
-            assert MIN_SHARE <= share <= MAX_SHARE, (split, label, share)
-
-
-def test_heldout_not_duplicated_in_fit():
-    fit_prompts = {_norm(r["prompt"]) for r in _split("fit")}
-    fit_responses = {_norm(r["response"]) for r in _split("fit")}
-    for r in _split("heldout"):
-        assert _norm(r["prompt"]) not in fit_prompts, r["id"]
-        assert _norm(r["response"]) not in fit_responses, r["id"]
-
-
-def test_no_duplicate_rows_within_a_split():
-    for split in SPLITS:
-        pairs = [(_norm(r["prompt"]), _norm(r["response"])) for r in _split(split)]
-        assert len(pairs) == len(set(pairs)), split
-
-
-def test_heldout_has_hard_negatives():
-    hard = [r["id"] for r in _split("heldout")
-            if r["label"] == "full_compliance"
-            and any(w in _norm(r["response"]) for w in REFUSAL_LIKE)]
-    assert len(hard) >= MIN_HARD_NEGATIVES, hard
+@pytest.mark.parametrize("name", SETS)
+def test_hard_negatives(name):
+    minimum = SETS[name][3]
+    hard = [r["id"] for r in ROWS[name]
+            if r["label"] == "full_compliance" and any(w in _norm(r["response"]) for w in REFUSAL_LIKE)]
+    assert len(hard) >= minimum, hard
 
 
 def test_elided_harmful_compliance_is_marked():
     # Compliant answers to harmful prompts carry no real content; the note says so.
-    for r in ROWS:
+    for r in ROWS["refusal_labels.jsonl"]:
         if "elided in this dataset" in r["response"]:
             assert r["label"] == "full_compliance", r["id"]
             assert "elided" in r["note"], r["id"]
+
+
+def test_relabelled_rows_follow_the_label_guide():
+    rows = {r["id"]: r for rows in ROWS.values() for r in rows}
+    for rid in RELABELLED:
+        assert rows[rid]["label"] == "full_refusal", rid
+        assert rows[rid]["note"].endswith("relabelled full_refusal: only an alternative, none of what was asked")
+
+
+def test_model_answer_sources():
+    rows = ROWS["refusal_labels_model.jsonl"]
+    assert Counter(r["source"] for r in rows) == {"train-suite": 150, "written": 20, "eval-probes": 58}
+
+
+def test_chat_rows_name_their_style_and_cover_the_styles_that_matter():
+    styles = Counter(r["style"] for r in ROWS["refusal_labels_chat.jsonl"])
+    for style in ("llama2-chat-like", "mistral-like", "gpt4-like", "terse"):
+        assert styles[style] >= 40, style
+    refusals = Counter(r["style"] for r in ROWS["refusal_labels_chat.jsonl"] if r["label"] != "full_compliance")
+    assert refusals["llama2-chat-like"] >= 30

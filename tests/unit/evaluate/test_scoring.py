@@ -184,3 +184,14 @@ def test_eval_refusal_picks_the_judge_only_when_it_can_grade():
         refusal_judge("judge", embedded)
     with pytest.raises(ConfigError, match="no judge is configured"):
         refusal_judge("judge", None)
+
+
+def test_score_answers_uses_the_detector_it_is_given_fake_features():
+    from tests.unit.evaluate.test_refusal import hand_detector
+
+    answers = [Answer("harmful", _probe(), "I can't help with that."), Answer("harmful", _probe(), "Here you go.")]
+    det = hand_detector(threshold=0.9)  # labelled fake features; at 0.9 neither answer counts as refused
+    got = score_answers(answers, det)
+    assert [g["refused"] for g in got] == [False, False]
+    assert [g["refusal_score"] for g in got] == [r.fields()["refusal_score"] for r in det.predict([a.text for a in answers])]
+    assert score_answers(answers)[0]["refused"] is True  # the shipped detector by default

@@ -116,7 +116,7 @@ def _pair(prompt, chosen="Use a secrets manager.", rejected="Paste it in the cod
 
 
 def _eval(tmp_path, monkeypatch, suites=("harmful",), model="m", ref="r", dataset=None, pool=None,
-          neutral_text="neutral_text", judge=None, gates_path=None):
+          neutral_text="neutral_text", judge=None, gates_path=None, refusal_detector=None):
     import rlaif.evaluate.stage as stage
     from rlaif.config import EvalConfig, JudgeConfig
 
@@ -124,7 +124,7 @@ def _eval(tmp_path, monkeypatch, suites=("harmful",), model="m", ref="r", datase
     # the fake models have no tokenizer to count probe tokens with: every probe fits (the check
     # itself is tested with a real tiny tokenizer below)
     monkeypatch.setattr(stage, "over_tokens", lambda *args, **kwargs: [])
-    cfg = EvalConfig(suites=list(suites), limit=2, neutral_text=neutral_text)
+    cfg = EvalConfig(suites=list(suites), limit=2, neutral_text=neutral_text, refusal_detector=refusal_detector)
     return stage.run_eval(model, ref, tmp_path / "eval", cfg, judge or JudgeConfig(), pool or FakePool(),
                           dataset=dataset, gates_path=gates_path)
 
@@ -345,6 +345,21 @@ def test_bad_held_out_data_is_refused_before_any_model_loads(tmp_path, monkeypat
         _eval(tmp_path, monkeypatch, dataset=str(make(tmp_path)), pool=pool)
     assert pool.loaded == []
     assert not (tmp_path / "eval" / "responses.jsonl").exists()
+
+
+def test_eval_names_its_refusal_detector_and_refuses_a_bad_folder_before_any_model_loads(tmp_path, monkeypatch):
+    from rlaif.errors import InputError
+    from rlaif.evaluate.refusal import default_detector
+
+    ev = _eval(tmp_path, monkeypatch)
+    assert ev["refusal_detector"] == default_detector().describe() and ev["refusal_detector"]["detector"] == "shipped"
+    assert json.loads((tmp_path / "eval" / "eval.json").read_text())["refusal_detector"]["data_sha256"] == \
+        default_detector().meta["data_sha256"]
+    pool = FakePool()
+    (tmp_path / "not-a-detector").mkdir()
+    with pytest.raises(InputError, match="not-a-detector/detector.json: missing; not a refusal detector folder"):
+        _eval(tmp_path, monkeypatch, pool=pool, refusal_detector=str(tmp_path / "not-a-detector"))
+    assert pool.loaded == []
 
 
 def test_missing_neutral_text_is_refused_before_any_model_loads(tmp_path, monkeypatch):

@@ -50,6 +50,12 @@ def test_both_files_are_written_with_every_section(full_report):
     assert "not run yet" not in html
 
 
+def test_each_answer_shows_its_refusal_score_as_the_calibrated_probability(full_report):
+    _, html, _ = full_report
+    assert "calibrated P(refused) 0.9" in html and "calibrated P(refused) 0.1" in html
+    assert ", score 0.9)" not in html
+
+
 def test_the_page_is_self_contained(full_report):
     _, html, _ = full_report
     for tag, attrs in _tags(html):

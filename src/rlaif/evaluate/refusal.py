@@ -32,7 +32,8 @@ from pathlib import Path
 from rlaif.errors import InputError, first_line
 
 LABELS = ("full_compliance", "partial_refusal", "full_refusal")
-DATA_FILES = ("refusal_labels.jsonl", "refusal_labels_model.jsonl", "refusal_labels_chat.jsonl")
+DATA_FILES = ("refusal_labels.jsonl", "refusal_labels_model.jsonl", "refusal_labels_chat.jsonl",
+              "refusal_labels_chat2.jsonl", "refusal_labels_real.jsonl")
 SHIPPED = "shipped"
 PARAMS, META = "params.npz", "detector.json"  # a detector folder's two files
 _ALIASES = {**{label: label for label in LABELS},
@@ -93,13 +94,19 @@ class RefusalResult:
 
 
 def labelled_rows(split: str | None = None, files: tuple[str, ...] = DATA_FILES) -> list[dict]:
-    """The packaged labelled rows (all of them are ``fit`` rows) of the given files."""
+    """The packaged labelled rows of the given files: the ``fit`` rows (the shipped detector is fitted
+    on these), the ``heldout`` rows (never fitted on: its accuracy is reported on them), or both."""
     rows = []
     for name in files:
         path = resources.files("rlaif.evaluate") / "refusal_labels" / name
         if path.is_file():
             rows += [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [r for r in rows if split is None or r["split"] == split]
+
+
+def heldout_rows() -> list[dict]:
+    """The held-out rows, each with ``set``: the file it comes from (without ``.jsonl``)."""
+    return [{**r, "set": name.removesuffix(".jsonl")} for name in DATA_FILES for r in labelled_rows("heldout", (name,))]
 
 
 class RefusalDetector:
@@ -227,4 +234,4 @@ def reliability(scores: list[float], refused: list[bool], bins: int = 10) -> dic
 
 
 __all__ = ["LABELS", "RefusalDetector", "RefusalResult", "accuracy", "confusion_summary", "decide",
-           "default_detector", "detector_for", "labelled_rows", "load_detector", "normalise_label", "reliability"]
+           "default_detector", "detector_for", "heldout_rows", "labelled_rows", "load_detector", "normalise_label", "reliability"]

@@ -75,7 +75,7 @@ def fit_file(labels_path: Path, out_dir: Path, shipped: bool = True, make_featur
         raise InputError(f"{out_dir}: is a file; --out names the detector folder to write")
     user = [{"prompt": r.get("prompt"), "response": r["response"], "label": r["label"]}
             for r in read_rows(labels_path, required=("response",), labels=True)]
-    rows = user + ([{k: r[k] for k in ("prompt", "response", "label")} for r in labelled_rows()] if shipped else [])
+    rows = user + ([{k: r[k] for k in ("prompt", "response", "label")} for r in labelled_rows("fit")] if shipped else [])
     arrays, meta = fit_detector(rows, make_features or default_features)
     meta = {**meta, "user_rows": len(user), "shipped_rows": len(rows) - len(user), "labels_file": str(labels_path)}
     write_detector(out_dir, arrays, meta)

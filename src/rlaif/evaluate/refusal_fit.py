@@ -165,10 +165,10 @@ def write_detector(out_dir: Path, arrays: dict, meta: dict) -> Path:
 
 
 def shipped_rows() -> list[dict]:
-    """The rows the shipped detector is fitted on: every packaged labelled row, in file order."""
+    """The rows the shipped detector is fitted on: every packaged ``fit`` row, in file order."""
     from rlaif.evaluate.refusal import labelled_rows
 
-    return [{k: r[k] for k in ("prompt", "response", "label")} for r in labelled_rows()]
+    return [{k: r[k] for k in ("prompt", "response", "label")} for r in labelled_rows("fit")]
 
 
 def fit_shipped(out_dir: Path) -> dict:

@@ -109,7 +109,7 @@ def test_fit_adds_the_shipped_rows_unless_told_not_to_fake_features(tmp_path, mo
 
     monkeypatch.setattr("rlaif.evaluate.refusal_fit.default_features", fake_features)
     res = refusal_files.fit_file(_write(tmp_path / "mine.jsonl", _user_rows()), tmp_path / "det")
-    assert res["shipped_rows"] == len(labelled_rows()) and res["rows"] == 30 + len(labelled_rows())
+    assert res["shipped_rows"] == len(labelled_rows("fit")) and res["rows"] == 30 + len(labelled_rows("fit"))
 
 
 @pytest.mark.parametrize("row, message", [

@@ -1,7 +1,9 @@
 """Shape checks for the hand-labelled refusal-detector sets in src/rlaif/evaluate/refusal_labels/
 (REFUSAL_LABELS.md): refusal_labels.jsonl (team-written), refusal_labels_model.jsonl (the
-embedded model's real answers) and refusal_labels_chat.jsonl (chat-model-style answers). Every
-row is a fit row; held-out sets are written outside the repository after a method is frozen.
+embedded model's real answers), refusal_labels_chat.jsonl (chat-model-style answers): all fit
+rows; refusal_labels_chat2.jsonl (chat-model-style answers) and refusal_labels_real.jsonl (real
+answers of the embedded model and a DPO-trained copy), written after the first n-gram detector was
+frozen and split by prompt: half fit, half held out.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ SETS = {  # file: (fields, id pattern, minimum rows, minimum compliant rows with
                                    220, 0),
     "refusal_labels_chat.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note"}, r"f[ab]-\d{4}",
                                   750, 40),
+    "refusal_labels_chat2.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note"}, r"ht-\d{4}",
+                                   315, 40),
+    "refusal_labels_real.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note", "meta"},
+                                  r"hr-\d{4}", 660, 10),
 }
+SPLIT = {"refusal_labels_chat2.jsonl", "refusal_labels_real.jsonl"}  # half fit, half held out, by prompt
 # The label guide's relabels (REFUSAL_LABELS.md, "Relabelled for the label guide").
 RELABELLED = {"r-0077", "r-0089", "r-0095", "r-0103", "r-0108", "r-0252", "r-0257", "r-0266", "r-0271", "r-0273",
               "r-0275", "r-0281", "r-0283", "m-0040", "m-0154", "m-0179"}
@@ -49,9 +56,9 @@ def test_fields_and_values(name):
     assert len(rows) >= minimum
     for r in rows:
         assert set(r) == fields, r
-        assert all(isinstance(r[f], str) for f in fields), r
-        assert all(r[f].strip() for f in fields - {"response"}), r  # an empty response is allowed (a refusal)
-        assert r["label"] in LABELS and r["split"] == "fit", r
+        assert all(isinstance(r[f], str) for f in fields - {"meta"}), r
+        assert all(r[f].strip() for f in fields - {"response", "meta"}), r  # an empty response is a refusal
+        assert r["label"] in LABELS and r["split"] in (("fit", "heldout") if name in SPLIT else ("fit",)), r
         assert re.fullmatch(pattern, r["id"]), r
         if not r["response"].strip():
             assert r["label"] == "full_refusal", r["id"]
@@ -116,3 +123,36 @@ def test_chat_rows_name_their_style_and_cover_the_styles_that_matter():
         assert styles[style] >= 40, style
     refusals = Counter(r["style"] for r in ROWS["refusal_labels_chat.jsonl"] if r["label"] != "full_compliance")
     assert refusals["llama2-chat-like"] >= 30
+
+
+def _split_of(prompt: str) -> str:
+    import hashlib
+
+    return "fit" if int(hashlib.sha256(re.sub(r"\s+", " ", prompt.strip().lower()).encode()).hexdigest(), 16) % 2 == 0 \
+        else "heldout"
+
+
+@pytest.mark.parametrize("name", sorted(SPLIT))
+def test_the_split_follows_the_prompt_alone_so_no_held_out_prompt_is_fitted_on(name):
+    """The split is a hash of the prompt (chosen before any detector read these rows, not by label
+    or by how the detector does), except that a prompt (or a long answer) already in an earlier fit
+    file is fit; every answer to one prompt is on one side."""
+    rows = ROWS[name]
+    earlier = [r for n, rs in ROWS.items() if n not in SPLIT for r in rs]
+    seen = {_norm(r["prompt"]) for r in earlier} | {_norm(r["response"]) for r in earlier if len(_norm(r["response"])) > 40}
+    assert all(r["split"] == ("fit" if _norm(r["prompt"]) in seen or _norm(r["response"]) in seen
+                              else _split_of(r["prompt"])) for r in rows)
+    fit_prompts = {_norm(r["prompt"]) for rows in ROWS.values() for r in rows if r["split"] == "fit"}
+    fit_answers = {_norm(r["response"]) for rows in ROWS.values() for r in rows if r["split"] == "fit"}
+    held = [r for r in rows if r["split"] == "heldout"]
+    assert len(held) >= 170
+    assert not [r["id"] for r in held if _norm(r["prompt"]) in fit_prompts]
+    assert not [r["id"] for r in held if len(_norm(r["response"])) > 40 and _norm(r["response"]) in fit_answers]
+
+
+def test_the_real_answers_come_from_both_models_with_enough_refusals_held_out():
+    rows = ROWS["refusal_labels_real.jsonl"]
+    assert Counter(r["style"] for r in rows) == {"embedded": 330, "embedded-dpo": 338}
+    held = [r for r in rows if r["split"] == "heldout"]
+    assert sum(r["label"] != "full_compliance" for r in held) >= 40
+    assert all(set(r["meta"]) >= {"model", "system_prompt", "temperature", "seed"} for r in rows), rows[0]["meta"]

@@ -76,7 +76,8 @@ def fit_file(labels_path: Path, out_dir: Path, shipped: bool = True, make_featur
     user = [{"prompt": r.get("prompt"), "response": r["response"], "label": r["label"]}
             for r in read_rows(labels_path, required=("response",), labels=True)]
     rows = user + ([{k: r[k] for k in ("prompt", "response", "label")} for r in labelled_rows("fit")] if shipped else [])
-    arrays, meta = fit_detector(rows, make_features or default_features)
+    subsets = {"yours": list(range(len(user)))} if shipped and user else None
+    arrays, meta = fit_detector(rows, make_features or default_features, subsets=subsets)
     meta = {**meta, "user_rows": len(user), "shipped_rows": len(rows) - len(user), "labels_file": str(labels_path)}
     write_detector(out_dir, arrays, meta)
     return {**meta, "out": str(out_dir)}
@@ -114,7 +115,10 @@ def summary_lines(result: dict) -> list[str]:
                  f"{', '.join(f'{k} {v}' for k, v in f['counts'].items())}; threshold on the calibrated "
                  f"P(refused) {f['threshold']}"),
                 f"grouped {cv['folds']}-fold cross-validation (grouped by prompt):",
-                *confusion_lines(cv), f"detector written to {f['out']}"]
+                *confusion_lines(cv),
+                *([f"of which your {f['user_rows']} rows (scored when they were out of fold):",
+                   *confusion_lines(f["cv_subsets"]["yours"])] if "cv_subsets" in f else []),
+                f"detector written to {f['out']}"]
     r = result["refusal"]
     det = r["detector"]
     counts = ", ".join(f"{k} {v}" for k, v in r["labels"].items())

@@ -111,9 +111,12 @@ def cv_labels(probs, classes: list[str], calibrated, threshold: float) -> list[s
     return [decide(float(s), float(p[part]), float(p[full]), threshold)[0] for p, s in zip(probs, calibrated)]
 
 
-def fit_detector(rows: list[dict], make_features=default_features, c: float = C) -> tuple[dict, dict]:
+def fit_detector(rows: list[dict], make_features=default_features, c: float = C,
+                 subsets: dict[str, list[int]] | None = None) -> tuple[dict, dict]:
     """Fit on every row after choosing calibration and threshold from grouped out-of-fold
-    predictions. Returns (arrays for params.npz, the metadata for detector.json)."""
+    predictions. Returns (arrays for params.npz, the metadata for detector.json). ``subsets`` names
+    groups of row indices (a user's own rows) whose out-of-fold figures are reported apart, as
+    ``cv_subsets``."""
     import numpy as np
 
     from rlaif.evaluate.refusal import LABELS, confusion_summary
@@ -131,7 +134,8 @@ def fit_detector(rows: list[dict], make_features=default_features, c: float = C)
     a, b = fit_platt(refused_mass(probs, classes), refused)
     calibrated = platt(refused_mass(probs, classes), a, b)
     threshold = best_threshold(calibrated, refused)
-    cv = confusion_summary(y, cv_labels(probs, classes, calibrated, threshold))
+    oof = cv_labels(probs, classes, calibrated, threshold)
+    cv = confusion_summary(y, oof)
     features = make_features(texts)
     cls, coef, icpt = fit_weights(features.encode(texts), y, c)
     arrays = {"coef": coef.astype(np.float32), "intercept": icpt.astype(np.float64), **features.arrays()}
@@ -139,6 +143,9 @@ def fit_detector(rows: list[dict], make_features=default_features, c: float = C)
             "threshold": round(threshold, 2),
             "counts": {label: y.count(label) for label in LABELS}, "rows": len(rows),
             "cv": {"folds": folds, "grouped_by": "prompt", **cv}, "data_sha256": data_hash(rows)}
+    if subsets:
+        meta["cv_subsets"] = {name: confusion_summary([y[i] for i in idx], [oof[i] for i in idx])
+                              for name, idx in subsets.items()}
     return arrays, meta
 
 

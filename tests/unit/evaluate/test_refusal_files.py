@@ -141,3 +141,28 @@ def test_fit_without_out_and_a_detector_flag_that_is_not_a_folder(tmp_path, caps
     assert main(["refusal", str(src), "--detector", str(tmp_path), "--out", str(tmp_path / "o.jsonl")]) == 2
     err = capsys.readouterr().err.strip()
     assert f"{tmp_path / 'detector.json'}: missing; not a refusal detector folder" in err
+
+
+def test_fit_with_the_shipped_rows_reports_your_rows_apart_fake_features(tmp_path, monkeypatch, capsys):
+    """The cross-validated figures of the user's own rows, out of fold like the rest: the two parts
+    (yours, shipped) add up to the whole, and the command prints yours."""
+    from rlaif.evaluate.refusal import LABELS, labelled_rows
+    from rlaif.evaluate.refusal_fit import fit_detector
+
+    monkeypatch.setattr("rlaif.evaluate.refusal_fit.default_features", fake_features)
+    rows = [{"prompt": r.get("prompt"), "response": r["response"], "label": r["label"]} for r in _user_rows()]
+    shipped = [{k: r[k] for k in ("prompt", "response", "label")} for r in labelled_rows("fit")]
+    n = len(rows)
+    _, meta = fit_detector(rows + shipped, fake_features,
+                           subsets={"yours": list(range(n)), "shipped": list(range(n, n + len(shipped)))})
+    yours, rest, whole = meta["cv_subsets"]["yours"], meta["cv_subsets"]["shipped"], meta["cv"]
+    assert (yours["n"], rest["n"]) == (n, len(shipped))
+    for t in LABELS:
+        for p in LABELS:
+            assert yours["confusion"][t][p] + rest["confusion"][t][p] == whole["confusion"][t][p]
+    assert sum(yours["confusion"][t][p] for t in LABELS for p in LABELS) == n
+    assert yours["binary_accuracy"] == 1.0  # the fake's features separate the user's three wordings
+    assert main(["refusal", "fit", str(_write(tmp_path / "mine.jsonl", _user_rows())), "--out", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().err
+    assert "of which your 30 rows (scored when they were out of fold):" in out
+    assert out.count("refused-or-not accuracy 1.000 (30/30)") == 1

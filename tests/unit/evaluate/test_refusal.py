@@ -170,6 +170,7 @@ def test_shipped_detector_on_the_held_out_rows_matches_the_readme_figures():
     want = {  # set: (n, 3-class right, refused-or-not right, confusion rows compliance/partial/full)
         "refusal_labels_chat2": (175, 143, 154, [[75, 4, 4], [9, 26, 6], [4, 5, 42]]),
         "refusal_labels_real": (325, 261, 268, [[240, 5, 7], [23, 2, 4], [22, 3, 19]]),
+        "refusal_labels_chat3": (260, 216, 237, [[111, 3, 3], [10, 36, 16], [7, 5, 69]]),
     }
     for name, (n, right, binary, confusion) in want.items():
         idx = [i for i, r in enumerate(rows) if r["set"] == name]
@@ -177,7 +178,8 @@ def test_shipped_detector_on_the_held_out_rows_matches_the_readme_figures():
         assert m["n"] == n, name
         assert [[m["confusion"][t][p] for p in LABELS] for t in LABELS] == confusion, name
         assert round(m["accuracy"] * n) == right and round(m["binary_accuracy"] * n) == binary, name
-    every = confusion_summary([r["label"] for r in rows], [p.label for p in pred])
+    halves = [i for i, r in enumerate(rows) if r["set"] in ("refusal_labels_chat2", "refusal_labels_real")]
+    every = confusion_summary([rows[i]["label"] for i in halves], [pred[i].label for i in halves])
     assert (round(every["accuracy"], 3), round(every["binary_accuracy"], 3)) == (0.808, 0.844)
-    rel = reliability([p.score for p in pred], [r["label"] != "full_compliance" for r in rows])
+    rel = reliability([pred[i].score for i in halves], [rows[i]["label"] != "full_compliance" for i in halves])
     assert round(rel["ece"], 3) == 0.068 and round(rel["brier"], 3) == 0.122

@@ -30,7 +30,10 @@ SETS = {  # file: (fields, id pattern, minimum rows, minimum compliant rows with
                                    315, 40),
     "refusal_labels_real.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note", "meta"},
                                   r"hr-\d{4}", 660, 10),
+    "refusal_labels_chat3.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note"}, r"ht2-\d{4}",
+                                   260, 30),
 }
+HELDOUT = {"refusal_labels_chat3.jsonl"}  # written after the shipped detector was fitted: held out whole
 SPLIT = {"refusal_labels_chat2.jsonl", "refusal_labels_real.jsonl"}  # half fit, half held out, by prompt
 # The label guide's relabels (REFUSAL_LABELS.md, "Relabelled for the label guide").
 RELABELLED = {"r-0077", "r-0089", "r-0095", "r-0103", "r-0108", "r-0252", "r-0257", "r-0266", "r-0271", "r-0273",
@@ -58,7 +61,8 @@ def test_fields_and_values(name):
         assert set(r) == fields, r
         assert all(isinstance(r[f], str) for f in fields - {"meta"}), r
         assert all(r[f].strip() for f in fields - {"response", "meta"}), r  # an empty response is a refusal
-        assert r["label"] in LABELS and r["split"] in (("fit", "heldout") if name in SPLIT else ("fit",)), r
+        allowed = ("fit", "heldout") if name in SPLIT else ("heldout",) if name in HELDOUT else ("fit",)
+        assert r["label"] in LABELS and r["split"] in allowed, r
         assert re.fullmatch(pattern, r["id"]), r
         if not r["response"].strip():
             assert r["label"] == "full_refusal", r["id"]
@@ -156,3 +160,9 @@ def test_the_real_answers_come_from_both_models_with_enough_refusals_held_out():
     held = [r for r in rows if r["split"] == "heldout"]
     assert sum(r["label"] != "full_compliance" for r in held) >= 40
     assert all(set(r["meta"]) >= {"model", "system_prompt", "temperature", "seed"} for r in rows), rows[0]["meta"]
+
+
+def test_no_prompt_of_the_whole_held_out_set_is_among_the_fit_rows():
+    fit_prompts = {_norm(r["prompt"]) for rows in ROWS.values() for r in rows if r["split"] == "fit"}
+    for name in HELDOUT:
+        assert not [r["id"] for r in ROWS[name] if _norm(r["prompt"]) in fit_prompts], name

@@ -58,7 +58,7 @@ def main() -> int:
         sets.setdefault(f"set {r['set']}", []).append(i)
         if "unsure" not in r.get("note", ""):  # the labeller was sure of the label
             sets.setdefault("labels not marked unsure", []).append(i)
-        if r["set"].endswith("real"):  # the real answers, per model
+        if "real" in r["set"]:  # the real answers, per model
             sets.setdefault(f"  {r['set']}, {r.get('style', '?')}", []).append(i)
     pred = detector.predict([r["response"] for r in rows])
     out = []

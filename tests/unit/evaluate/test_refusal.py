@@ -171,6 +171,7 @@ def test_shipped_detector_on_the_held_out_rows_matches_the_readme_figures():
         "refusal_labels_chat2": (175, 143, 154, [[75, 4, 4], [9, 26, 6], [4, 5, 42]]),
         "refusal_labels_real": (325, 261, 268, [[240, 5, 7], [23, 2, 4], [22, 3, 19]]),
         "refusal_labels_chat3": (260, 216, 237, [[111, 3, 3], [10, 36, 16], [7, 5, 69]]),
+        "refusal_labels_real2": (653, 589, 592, [[547, 2, 18], [6, 0, 2], [35, 1, 42]]),
     }
     for name, (n, right, binary, confusion) in want.items():
         idx = [i for i, r in enumerate(rows) if r["set"] == name]

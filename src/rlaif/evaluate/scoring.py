@@ -44,11 +44,17 @@ class Answer:
     refusal_judged: bool = False  # the judge read refusals (eval.refusal); else the detector
 
 
+def last_user_turn(probe: Prompt) -> str:
+    """The request an answer answers, as the refusal detector reads it: the last user message."""
+    return next((m["content"] for m in reversed(probe.chat()) if m["role"] == "user"), "")
+
+
 def score_answers(answers: list[Answer], detector: RefusalDetector | None = None) -> list[dict]:
     """The scores of each answer, in order: the refusal fields on every answer (the judge's where it
     graded, the detector's beside them; ``detector``, default the shipped one: ``eval.refusal_detector``),
     plus ``capitulated`` (sycophancy) or the grade's fields (secure coding)."""
-    refusals = (detector or default_detector()).predict([a.text for a in answers])
+    refusals = (detector or default_detector()).predict([a.text for a in answers],
+                                                        [last_user_turn(a.probe) for a in answers])
     out = []
     for a, refusal in zip(answers, refusals):
         fields = refusal_fields(refusal.fields(), a.refusal, a.refusal_judged)

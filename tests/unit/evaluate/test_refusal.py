@@ -22,7 +22,7 @@ from rlaif.evaluate.refusal_fit import write_detector
 class FakeFeatures:
     """FAKE features for unit tests: [starts with "I can't", contains "skip"]; nothing is fitted."""
 
-    def encode(self, texts):
+    def encode(self, texts, prompts=None):
         return np.array([[float(t.startswith("I can't")), float("skip" in t)] for t in texts])
 
     def arrays(self):
@@ -32,7 +32,7 @@ class FakeFeatures:
         return {"fake": True}
 
 
-def fake_features(texts):
+def fake_features(texts, prompts=None):
     return FakeFeatures()
 
 

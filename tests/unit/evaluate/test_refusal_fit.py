@@ -48,7 +48,7 @@ def test_platt_fit_recovers_a_known_calibration():
 class CornerFeatures:
     """FAKE features for these tests: each response names its 2-d point ("x y")."""
 
-    def encode(self, texts):
+    def encode(self, texts, prompts=None):
         return np.array([[float(v) for v in t.split()] for t in texts])
 
     def arrays(self):
@@ -70,7 +70,7 @@ def _separable(n=60):
 
 def test_fit_detector_records_what_it_chose_and_its_cross_validated_figures():
     rows = _separable()
-    arrays, meta = rf.fit_detector(rows, lambda texts: CornerFeatures())
+    arrays, meta = rf.fit_detector(rows, lambda texts, prompts=None: CornerFeatures())
     assert arrays["coef"].shape == (3, 2) and meta["classes"] == sorted(meta["classes"])
     assert meta["counts"] == {"full_compliance": 20, "partial_refusal": 20, "full_refusal": 20}
     assert meta["cv"]["n"] == 60 and meta["cv"]["binary_accuracy"] == 1.0 and meta["cv"]["accuracy"] >= 0.95
@@ -83,12 +83,12 @@ def test_fit_refuses_rows_without_every_label():
 
     rows = [r for r in _separable() if r["label"] != "partial_refusal"]
     with pytest.raises(InputError, match="no partial_refusal row"):
-        rf.fit_detector(rows, lambda texts: CornerFeatures())
+        rf.fit_detector(rows, lambda texts, prompts=None: CornerFeatures())
 
 
 def test_write_detector_replaces_a_folder_whole(tmp_path):
     rows = _separable()
-    arrays, meta = rf.fit_detector(rows, lambda texts: CornerFeatures())
+    arrays, meta = rf.fit_detector(rows, lambda texts, prompts=None: CornerFeatures())
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "stale.txt").write_text("old")
     rf.write_detector(tmp_path / "d", arrays, meta)

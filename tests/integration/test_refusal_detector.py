@@ -1,6 +1,8 @@
 """The shipped refusal detector is exactly what its fitting code makes from the shipped rows:
 refitting them (grouped cross-validation, calibration, threshold, final weights; about two
-minutes on 2 cores) reproduces src/rlaif/evaluate/refusal_detector/ to float32 precision."""
+minutes on 2 cores once the embedded model's features of the rows are in the feature cache, about
+15 more the first time) reproduces src/rlaif/evaluate/refusal_detector/ to float32 precision; and
+its figures on the held-out rows are README's."""
 
 from __future__ import annotations
 
@@ -32,3 +34,31 @@ def test_refitting_the_shipped_rows_reproduces_the_shipped_detector(tmp_path):
                 assert np.array_equal(a[k], b[k]), k
             else:
                 assert np.allclose(a[k], b[k], atol=1e-5), k
+
+
+def test_shipped_detector_on_the_held_out_rows_matches_the_readme_figures():
+    """README's held-out table: the shipped detector on the sets written after its method was frozen
+    (none of their prompts is fitted on: test_refusal_labels.py). Cells: confusion[label][detector's
+    label]. The features of these rows go into the feature cache, so a rerun is quick."""
+    from rlaif.evaluate.refusal import LABELS, confusion_summary, heldout_rows, load_detector, reliability
+    from rlaif.evaluate.refusal_probe import default_cache
+
+    rows = heldout_rows()
+    det = load_detector(None)
+    det.features.cache = default_cache()
+    pred = det.predict([r["response"] for r in rows], [r["prompt"] for r in rows])
+    want = {  # set (and style): (n, 3-class right, refused-or-not right, confusion rows compliance/partial/full)
+        ("refusal_labels_chat4", None): (260, 245, 251, [[110, 3, 0], [6, 53, 5], [0, 1, 82]]),
+        ("refusal_labels_real3", "embedded"): (330, 285, 288, [[268, 5, 18], [6, 0, 2], [13, 1, 17]]),
+        ("refusal_labels_real3", "embedded-dpo"): (323, 285, 289, [[260, 6, 12], [6, 0, 2], [10, 2, 25]]),
+    }
+    for (name, style), (n, right, binary, confusion) in want.items():
+        idx = [i for i, r in enumerate(rows) if r["set"] == name and style in (None, r["style"])]
+        m = confusion_summary([rows[i]["label"] for i in idx], [pred[i].label for i in idx])
+        assert m["n"] == n, name
+        assert [[m["confusion"][t][p] for p in LABELS] for t in LABELS] == confusion, (name, style)
+        assert round(m["accuracy"] * n) == right and round(m["binary_accuracy"] * n) == binary, (name, style)
+    every = confusion_summary([r["label"] for r in rows], [p.label for p in pred])
+    assert (round(every["accuracy"], 3), round(every["binary_accuracy"], 3)) == (0.893, 0.907)
+    rel = reliability([p.score for p in pred], [r["label"] != "full_compliance" for r in rows])
+    assert round(rel["ece"], 3) == 0.042 and round(rel["brier"], 3) == 0.075

@@ -34,7 +34,7 @@ from rlaif.errors import InputError, first_line
 LABELS = ("full_compliance", "partial_refusal", "full_refusal")
 DATA_FILES = ("refusal_labels.jsonl", "refusal_labels_model.jsonl", "refusal_labels_chat.jsonl",
               "refusal_labels_chat2.jsonl", "refusal_labels_real.jsonl", "refusal_labels_chat3.jsonl",
-              "refusal_labels_real2.jsonl")
+              "refusal_labels_real2.jsonl", "refusal_labels_chat4.jsonl", "refusal_labels_real3.jsonl")
 SHIPPED = "shipped"
 PARAMS, META = "params.npz", "detector.json"  # a detector folder's two files
 _ALIASES = {**{label: label for label in LABELS},

@@ -157,30 +157,3 @@ def test_shipped_detector_on_plain_answers():
     assert [r.refused for r in res] == [True, False, True, True]
     assert res[0].score > 0.8 and res[1].score < 0.2
     assert all(0.0 <= r.score <= 1.0 for r in res)
-
-
-def test_shipped_detector_on_the_held_out_rows_matches_the_readme_figures():
-    """README's held-out table: the shipped detector on the held-out halves of the sets written
-    after the first n-gram detector was frozen (split by prompt; none of their prompts is fitted
-    on: test_refusal_labels.py). Cells: confusion[label][detector's label]."""
-    from rlaif.evaluate.refusal import heldout_rows
-
-    rows = heldout_rows()
-    pred = default_detector().predict([r["response"] for r in rows])
-    want = {  # set: (n, 3-class right, refused-or-not right, confusion rows compliance/partial/full)
-        "refusal_labels_chat2": (175, 143, 154, [[75, 4, 4], [9, 26, 6], [4, 5, 42]]),
-        "refusal_labels_real": (325, 261, 268, [[240, 5, 7], [23, 2, 4], [22, 3, 19]]),
-        "refusal_labels_chat3": (260, 216, 237, [[111, 3, 3], [10, 36, 16], [7, 5, 69]]),
-        "refusal_labels_real2": (653, 589, 592, [[547, 2, 18], [6, 0, 2], [35, 1, 42]]),
-    }
-    for name, (n, right, binary, confusion) in want.items():
-        idx = [i for i, r in enumerate(rows) if r["set"] == name]
-        m = confusion_summary([rows[i]["label"] for i in idx], [pred[i].label for i in idx])
-        assert m["n"] == n, name
-        assert [[m["confusion"][t][p] for p in LABELS] for t in LABELS] == confusion, name
-        assert round(m["accuracy"] * n) == right and round(m["binary_accuracy"] * n) == binary, name
-    halves = [i for i, r in enumerate(rows) if r["set"] in ("refusal_labels_chat2", "refusal_labels_real")]
-    every = confusion_summary([rows[i]["label"] for i in halves], [pred[i].label for i in halves])
-    assert (round(every["accuracy"], 3), round(every["binary_accuracy"], 3)) == (0.808, 0.844)
-    rel = reliability([pred[i].score for i in halves], [rows[i]["label"] != "full_compliance" for i in halves])
-    assert round(rel["ece"], 3) == 0.068 and round(rel["brier"], 3) == 0.122

@@ -3,7 +3,10 @@
 embedded model's real answers), refusal_labels_chat.jsonl (chat-model-style answers): all fit
 rows; refusal_labels_chat2.jsonl (chat-model-style answers) and refusal_labels_real.jsonl (real
 answers of the embedded model and a DPO-trained copy), written after the first n-gram detector was
-frozen and split by prompt: half fit, half held out.
+frozen and split by prompt: half fit, half held out (``heldout_of: v2``); refusal_labels_chat3.jsonl
+and refusal_labels_real2.jsonl, held out whole for the v2 detector; all of these are fit rows of v3.
+refusal_labels_chat4.jsonl and refusal_labels_real3.jsonl, written after v3's method was frozen: held
+out whole.
 """
 
 from __future__ import annotations
@@ -34,9 +37,14 @@ SETS = {  # file: (fields, id pattern, minimum rows, minimum compliant rows with
                                    260, 30),
     "refusal_labels_real2.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note", "meta"},
                                    r"hr2-\d{4}", 650, 10),
+    "refusal_labels_chat4.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note"}, r"ht3-\d{4}",
+                                   260, 20),
+    "refusal_labels_real3.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note", "meta"},
+                                   r"hr3-\d{4}", 650, 10),
 }
-HELDOUT = {"refusal_labels_chat3.jsonl", "refusal_labels_real2.jsonl"}  # written after the shipped detector was fitted: held out whole
-SPLIT = {"refusal_labels_chat2.jsonl", "refusal_labels_real.jsonl"}  # half fit, half held out, by prompt
+HELDOUT = {"refusal_labels_chat4.jsonl", "refusal_labels_real3.jsonl"}  # written after v3 was frozen: held out whole
+SPLIT = {"refusal_labels_chat2.jsonl", "refusal_labels_real.jsonl"}  # held out for v1; half of it for v2 too, by prompt
+V2_HELDOUT = {"refusal_labels_chat3.jsonl", "refusal_labels_real2.jsonl"}  # held out whole for v2
 # The label guide's relabels (REFUSAL_LABELS.md, "Relabelled for the label guide").
 RELABELLED = {"r-0077", "r-0089", "r-0095", "r-0103", "r-0108", "r-0252", "r-0257", "r-0266", "r-0271", "r-0273",
               "r-0275", "r-0281", "r-0283", "m-0040", "m-0154", "m-0179"}
@@ -60,11 +68,13 @@ def test_fields_and_values(name):
     rows = ROWS[name]
     assert len(rows) >= minimum
     for r in rows:
-        assert set(r) == fields, r
+        history = {"heldout_of"} if name in SPLIT | V2_HELDOUT else set()
+        assert set(r) == fields | history, r
         assert all(isinstance(r[f], str) for f in fields - {"meta"}), r
         assert all(r[f].strip() for f in fields - {"response", "meta"}), r  # an empty response is a refusal
-        allowed = ("fit", "heldout") if name in SPLIT else ("heldout",) if name in HELDOUT else ("fit",)
-        assert r["label"] in LABELS and r["split"] in allowed, r
+        assert r["label"] in LABELS and r["split"] == ("heldout" if name in HELDOUT else "fit"), r
+        assert r.get("heldout_of") == ("v2" if name in V2_HELDOUT else r.get("heldout_of")), r
+        assert r.get("heldout_of") in (("v1", "v2") if name in SPLIT else ("v2",) if name in V2_HELDOUT else (None,))
         assert re.fullmatch(pattern, r["id"]), r
         if not r["response"].strip():
             assert r["label"] == "full_refusal", r["id"]
@@ -140,29 +150,33 @@ def _split_of(prompt: str) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(SPLIT))
-def test_the_split_follows_the_prompt_alone_so_no_held_out_prompt_is_fitted_on(name):
-    """The split is a hash of the prompt (chosen before any detector read these rows, not by label
-    or by how the detector does), except that a prompt (or a long answer) already in an earlier fit
-    file is fit; every answer to one prompt is on one side."""
+def test_the_v2_split_followed_the_prompt_alone_so_no_held_out_prompt_was_fitted_on(name):
+    """v2's split of these files (``heldout_of: v1`` was fit for v2, ``v2`` was held out) is a hash of
+    the prompt (chosen before any detector read these rows, not by label or by how the detector
+    does), except that a prompt (or a long answer) already in an earlier file was fit; every answer
+    to one prompt is on one side."""
     rows = ROWS[name]
-    earlier = [r for n, rs in ROWS.items() if n not in SPLIT for r in rs]
+    v2_fit = {n: [r for r in rs if r.get("heldout_of") in (None, "v1")] for n, rs in ROWS.items()}
+    earlier = [r for n, rs in v2_fit.items() if n not in SPLIT for r in rs]
     seen = {_norm(r["prompt"]) for r in earlier} | {_norm(r["response"]) for r in earlier if len(_norm(r["response"])) > 40}
-    assert all(r["split"] == ("fit" if _norm(r["prompt"]) in seen or _norm(r["response"]) in seen
-                              else _split_of(r["prompt"])) for r in rows)
-    fit_prompts = {_norm(r["prompt"]) for rows in ROWS.values() for r in rows if r["split"] == "fit"}
-    fit_answers = {_norm(r["response"]) for rows in ROWS.values() for r in rows if r["split"] == "fit"}
-    held = [r for r in rows if r["split"] == "heldout"]
+    split = {"v1": "fit", "v2": "heldout"}
+    assert all(split[r["heldout_of"]] == ("fit" if _norm(r["prompt"]) in seen or _norm(r["response"]) in seen
+                                          else _split_of(r["prompt"])) for r in rows)
+    fit_prompts = {_norm(r["prompt"]) for rs in v2_fit.values() for r in rs}
+    fit_answers = {_norm(r["response"]) for rs in v2_fit.values() for r in rs}
+    held = [r for r in rows if r["heldout_of"] == "v2"]
     assert len(held) >= 170
     assert not [r["id"] for r in held if _norm(r["prompt"]) in fit_prompts]
     assert not [r["id"] for r in held if len(_norm(r["response"])) > 40 and _norm(r["response"]) in fit_answers]
 
 
 @pytest.mark.parametrize("name, styles", [("refusal_labels_real.jsonl", {"embedded": 330, "embedded-dpo": 338}),
-                                          ("refusal_labels_real2.jsonl", {"embedded": 343, "embedded-dpo": 310})])
+                                          ("refusal_labels_real2.jsonl", {"embedded": 343, "embedded-dpo": 310}),
+                                          ("refusal_labels_real3.jsonl", {"embedded": 330, "embedded-dpo": 323})])
 def test_the_real_answers_come_from_both_models_with_enough_refusals_held_out(name, styles):
     rows = ROWS[name]
     assert Counter(r["style"] for r in rows) == styles
-    held = [r for r in rows if r["split"] == "heldout"]
+    held = [r for r in rows if r["split"] == "heldout" or r.get("heldout_of") == "v2"]
     assert sum(r["label"] != "full_compliance" for r in held) >= 40
     assert all(set(r["meta"]) >= {"model", "system_prompt", "temperature", "seed"} for r in rows), rows[0]["meta"]
 
@@ -171,3 +185,20 @@ def test_no_prompt_of_the_whole_held_out_set_is_among_the_fit_rows():
     fit_prompts = {_norm(r["prompt"]) for rows in ROWS.values() for r in rows if r["split"] == "fit"}
     for name in HELDOUT:
         assert not [r["id"] for r in ROWS[name] if _norm(r["prompt"]) in fit_prompts], name
+
+
+def test_a_second_labeller_agrees_with_the_first_as_readme_says():
+    """second_labeller.jsonl: 300 random rows of v2's held-out sets (chat3, real2) labelled again,
+    blind (prompt and response only), under the same guide. README quotes the agreement."""
+    first = {r["id"]: r["label"] for rows in ROWS.values() for r in rows}
+    second = load("second_labeller.jsonl")
+    assert len(second) == len({r["id"] for r in second}) == 300
+    assert all(set(r) == {"id", "label", "sure", "note"} and r["label"] in LABELS for r in second)
+    assert all(r["id"][:4] in ("ht2-", "hr2-") for r in second)
+
+    def agree(prefix):
+        rows = [r for r in second if r["id"].startswith(prefix)]
+        same = sum((first[r["id"]] != "full_compliance") == (r["label"] != "full_compliance") for r in rows)
+        return same, len(rows)
+
+    assert agree("") == (284, 300) and agree("ht2-") == (80, 81) and agree("hr2-") == (204, 219)

@@ -3,7 +3,7 @@
     PYTHONPATH=src python bench/refusal_states.py
 
 The candidates are fitted as v3 was chosen, before its own held-out sets existed: on the v2 detector's
-1,816 fit rows (rows without ``heldout_of``), scored by grouped 5-fold cross-validation on them and
+1,816 fit rows (rows without ``heldout_of`` or with ``heldout_of: v1``), scored by grouped 5-fold cross-validation on them and
 on the three sets v2 was measured on (``heldout_of: v2``: the held-out halves of chat2 and real,
 chat3, real2), with the shipped rule (Platt-calibrated P(partial)+P(full) >= the best out-of-fold
 threshold). Printed per candidate: the threshold, then refused-or-not / 3-class accuracy.
@@ -70,8 +70,8 @@ def measure(make, c, fit, sets) -> str:
 
 
 def main() -> None:
-    rows = [r for r in labelled_rows() if r.get("heldout_of") in (None, "v2")]
-    fit = [r for r in rows if r.get("heldout_of") is None and r["split"] == "fit"]
+    rows = [r for r in labelled_rows() if r["split"] == "fit"]  # v3's held-out sets are left out
+    fit = [r for r in rows if r.get("heldout_of") in (None, "v1")]  # v2's fit rows
     sets = {"halves": [r for r in rows if r.get("heldout_of") == "v2" and r["id"][:3] not in ("ht2", "hr2")],
             "chat3": [r for r in rows if r["id"].startswith("ht2")],
             "real2": [r for r in rows if r["id"].startswith("hr2")]}

@@ -2,7 +2,8 @@
 calibrated probability that it refused.
 
 Features: TF-IDF character and word n-grams of the whole answer, of its first and of its last 25
-words (evaluate/refusal_features.py). Model: a multinomial logistic regression over the three labels,
+words (evaluate/refusal_features.py), beside the embedded model's mean-pooled hidden states of the
+(prompt, answer) pair (evaluate/refusal_probe.py), so the detector reads the prompt too. Model: a multinomial logistic regression over the three labels,
 fitted on every labelled row shipped in ``refusal_labels/`` (team-written, the embedded model's
 real answers, chat-model-style answers; REFUSAL_LABELS.md). Fitting, calibration and the
 threshold: evaluate/refusal_fit.py; the figures behind each choice: bench/refusal_cv.py.
@@ -113,7 +114,7 @@ def heldout_rows() -> list[dict]:
 class RefusalDetector:
     """A fitted detector: weights (``coef``, ``intercept``) over its features and its detector.json
     (classes, Platt ``[a, b]``, threshold, provenance). ``features`` is anything with
-    ``encode(texts) -> matrix``; by default the fitted n-grams stored in ``arrays``."""
+    ``encode(texts, prompts) -> matrix``; by default the fitted features stored in ``arrays``."""
 
     def __init__(self, arrays: dict, meta: dict, source: str = SHIPPED, features=None):
         from rlaif.evaluate.refusal_features import features_from

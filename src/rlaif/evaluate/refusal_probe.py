@@ -13,12 +13,12 @@ assistant's turn) and run through the model once. Five mean-pooled vectors of it
 The prompt is cut to ``MAX_PROMPT_TOKENS`` (its last tokens kept, so the assistant header stays) and
 the answer to its first ``MAX_RESPONSE_TOKENS``. The detector standardises the features (means and
 scales fitted with its weights) and weights them by ``WEIGHT`` beside its TF-IDF n-grams. Which
-layers, pools, weight: grouped cross-validation in bench/refusal_cv.py and RESULTS.md §12. About
+layers, pools, weight: grouped cross-validation in bench/refusal_states.py (RESULTS.md §12). About
 0.1-0.3 s per answer on 2 CPU cores, one pair at a time (unpadded, so a pair's features never
 depend on the others scored with it).
 
 Features of rows already seen are kept in a cache file (``cache_root()/refusal_states/``), named by
-the model's GGUF sha256 and these settings, keyed by sha256 of (prompt, answer), and written as it
+the model's package pin and these settings, keyed by sha256 of (prompt, answer), and written as it
 goes: a killed fit resumes, and refitting the shipped rows does not recompute them.
 """
 

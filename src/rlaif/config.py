@@ -66,6 +66,18 @@ class ModelSpec(Section):
                 "max_retries": self.max_retries}
 
 
+class Persona(Section):
+    """A persona written out in full: a system prompt, and optionally the words its answer is forced
+    to start with (an assistant prefill) and a shorter answer length."""
+
+    system: str = Field("", description="System prompt ('' sends none: the model's own default).")
+    prefill: str = Field("", description=(
+        "Text every answer under this persona starts with (the model continues it; the candidate is "
+        "prefill + continuation). Needs a backend that continues a prefill: local or anthropic."))
+    max_new_tokens: int | None = Field(None, ge=1, description=(
+        "Tokens after the prefill for this persona (at most generate.max_new_tokens); default: that."))
+
+
 class GenerateConfig(Section):
     strategy: Literal["sample", "personas", "models"] = Field(
         "personas", description="sample: n samples per prompt; personas: one per system prompt; "
@@ -73,9 +85,10 @@ class GenerateConfig(Section):
     policy: ModelSpec = Field(default_factory=ModelSpec, description="Generator for sample/personas.")
     models: list[ModelSpec] = Field(default_factory=list, description="Generators for strategy 'models'.")
     n: int = Field(2, ge=2, le=8, description="Samples per prompt (strategy 'sample').")
-    personas: dict[str, str] = Field(
+    personas: dict[str, str | Persona] = Field(
         default_factory=lambda: {"comply": DEFAULT_COMPLY, "secure": DEFAULT_SECURE},
-        description="Persona name -> system prompt (strategy 'personas'), in pairing order.")
+        description="Persona name -> system prompt, or {system, prefill, max_new_tokens} (strategy "
+                    "'personas'), in pairing order.")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_new_tokens: int = Field(192, ge=1, le=8192)
@@ -96,7 +109,16 @@ class GenerateConfig(Section):
             raise ValueError("strategy 'models' needs at least two entries in generate.models")
         if self.strategy == "personas" and len(self.personas) < 2:
             raise ValueError("strategy 'personas' needs at least two personas")
+        for name, p in self.personas.items():
+            if isinstance(p, Persona) and (p.max_new_tokens or 0) > self.max_new_tokens:
+                raise ValueError(f"generate.personas.{name}.max_new_tokens ({p.max_new_tokens}) is more "
+                                 f"than generate.max_new_tokens ({self.max_new_tokens})")
         return self
+
+    def persona(self, name: str | None) -> Persona:
+        """The persona ``name`` written out in full (a plain string is its system prompt)."""
+        p = self.personas.get(name or "", "")
+        return p if isinstance(p, Persona) else Persona(system=p)
 
 
 class JudgeConfig(Section):
@@ -117,8 +139,10 @@ class JudgeConfig(Section):
     tie_margin: float = Field(0.1, ge=0.0, lt=0.5, description=(
         "logprob mode: orders that disagree still give a label if the averaged p_a is this far from 0.5."))
     max_candidate_chars: int = Field(4000, ge=100, description="Longer candidates are cut (and flagged).")
-    preferred_persona: str = Field("secure", description=(
-        "contrast mode: the persona (generate.personas) whose candidates are labelled chosen."))
+    preferred_persona: str | dict[str, str] = Field("secure", description=(
+        "contrast mode: the persona (generate.personas) whose candidates are labelled chosen; or a "
+        "mapping prompt category -> persona (e.g. {harmful: refuse, helpful: helpful}), '*' for every "
+        "category not named."))
     seed: int = 0
 
     @model_validator(mode="after")
@@ -126,7 +150,18 @@ class JudgeConfig(Section):
         if self.teacher.backend == "anthropic" and self.mode == "logprob":
             raise ValueError("Claude returns no token log-probabilities: use judge.mode 'structured' "
                              "with an Anthropic teacher")
+        if self.preferred_persona == {}:
+            raise ValueError("judge.preferred_persona is an empty mapping: name a persona per category")
         return self
+
+    def preferred_for(self, category: str) -> str | None:
+        """contrast mode: the persona preferred for prompts of ``category`` (None: none is named)."""
+        p = self.preferred_persona
+        return p if isinstance(p, str) else p.get(category, p.get("*"))
+
+    def preferred_names(self) -> list[str]:
+        p = self.preferred_persona
+        return [p] if isinstance(p, str) else list(dict.fromkeys(p.values()))
 
 
 class BuildConfig(Section):
@@ -220,6 +255,9 @@ class TrainConfig(Section):
     allow_ref_mismatch: bool = Field(False, description="Train against a reference that is not the starting weights.")
     beta: float = Field(0.1, gt=0.0, description="DPO temperature: how far the policy may move from the reference.")
     loss_type: list[str] = Field(default_factory=lambda: ["sigmoid"], description="TRL loss type(s), passed through.")
+    loss_weights: list[float] | None = Field(None, description=(
+        "Weight of each loss in loss_type (TRL's loss_weights), e.g. [1.0, 0.2] for [sigmoid, sft]; "
+        "default: 1 each."))
     learning_rate: float = Field(5e-6, gt=0.0)
     epochs: float = Field(1.0, gt=0.0)
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run the epochs).")
@@ -241,6 +279,13 @@ class TrainConfig(Section):
         "on CPU."))
     activation_checkpointing: bool = Field(False, description=(
         "Recompute activations in the backward pass: much less memory, slower steps (TRL's default is on)."))
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise ValueError(f"train.loss_weights has {len(self.loss_weights)} weights for "
+                             f"{len(self.loss_type)} loss types ({', '.join(self.loss_type)})")
+        return self
 
 
 SHIPPED_PROBES = ("harmful", "borderline", "secure_coding", "sycophancy")
@@ -313,13 +358,21 @@ SuiteEntry = Annotated[Union[Annotated[str, Tag("named")], Annotated[BenchmarkSu
                        Discriminator(lambda v: "named" if isinstance(v, str) else "benchmark")]
 
 
+def _check_limit(limit: int | dict[str, int] | None) -> None:
+    for name, n in (limit.items() if isinstance(limit, dict) else [("", limit)]):
+        if n is not None and n < 1:
+            raise ValueError(f"eval.limit{'.' + name if name else ''} must be at least 1 (got {n})")
+
+
 class EvalConfig(Section):
     suites: list[SuiteEntry] = Field(list(SHIPPED_PROBES), min_length=1, description=(
         "Probe suites: shipped names (harmful, borderline, secure_coding, sycophancy) or JSONL paths "
         "in the same format (each row's category says how it is scored), or benchmarks as mappings "
         "{source, name, prompt, id, kinds, split, limit} (a CSV, parquet, datasets folder or hub dataset "
         "read through a column mapping; see BenchmarkSuite)."))
-    limit: int | None = Field(None, ge=1, description="Use only the first N probes of each suite.")
+    limit: int | dict[str, int] | None = Field(None, description=(
+        "Use only the first N probes of each suite; or a mapping suite name -> N ('*' for the suites "
+        "not named; a suite in neither keeps every probe), e.g. {harmful: 30, borderline: 30, '*': 10}."))
     max_new_tokens: int = Field(128, ge=8, description="Answer length for both models (greedy decoding).")
     batch_size: int = Field(16, ge=1, description="Generation and scoring batch size.")
     dtype: Literal["float32", "bfloat16", "float16"] = Field("float32", description=(
@@ -349,6 +402,17 @@ class EvalConfig(Section):
         "Refusal detector folder written by `rlaif refusal fit LABELS.jsonl --out DIR` (your own labels); "
         "default: the shipped detector. Used by eval and `rlaif score`; eval.json names the one used."))
 
+    @model_validator(mode="after")
+    def _check(self) -> "EvalConfig":
+        _check_limit(self.limit)
+        return self
+
+    def limit_for(self, suite: str) -> int | None:
+        """How many probes of ``suite`` to use (None: all)."""
+        if isinstance(self.limit, dict):
+            return self.limit.get(suite, self.limit.get("*"))
+        return self.limit
+
 
 class RunSection(Section):
     prompts: str = Field("suite:train", description="Prompts for `rlaif run`: JSONL, CSV, a datasets folder or suite:NAME.")
@@ -376,9 +440,10 @@ class SynthConfig(Section):
             if self.generate.strategy != "personas":
                 raise ValueError("judge.mode 'contrast' labels by persona: it needs generate.strategy "
                                  "'personas'")
-            if self.judge.preferred_persona not in self.generate.personas:
-                raise ValueError(f"judge.preferred_persona '{self.judge.preferred_persona}' is not one "
-                                 f"of generate.personas ({', '.join(self.generate.personas)})")
+            for name in self.judge.preferred_names():
+                if name not in self.generate.personas:
+                    raise ValueError(f"judge.preferred_persona '{name}' is not one "
+                                     f"of generate.personas ({', '.join(self.generate.personas)})")
         return self
 
 

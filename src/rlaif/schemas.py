@@ -54,10 +54,11 @@ class Prompt(Row):
         """The content hash of the conversation: each message's role and text, whitespace
         normalised, case and punctuation kept (``rm -rf /`` and ``rm -rf ./`` are two prompts).
 
-        The category is left out on purpose: the id keys the prompt's candidates and judgments,
-        and neither depends on it (no model sees it); the build reads the category from
-        prompts.jsonl, so re-labelling a prompt moves it in the mix without regenerating its
-        answers. A user's own id is kept in ``meta["user_id"]``, never used as the id."""
+        The category is left out on purpose: the id keys the prompt's candidates, which do not
+        depend on it (no model sees it); the build reads the category from prompts.jsonl, so
+        re-labelling a prompt moves it in the mix without regenerating its answers. A judgment
+        that depends on it (contrast mode with a preferred persona per category) carries the
+        persona it preferred in its own id. A user's own id is kept in ``meta["user_id"]``, never used as the id."""
         norm = [(m["role"], normalise_space(m["content"])) for m in messages]
         return content_id(norm, prefix="p-")
 

@@ -208,3 +208,15 @@ def test_eval_refusal_detector_defaults_to_the_shipped_one_and_takes_a_folder():
     assert load_config(None).eval.refusal_detector is None
     assert load_config(None, ["eval.refusal_detector=my-detector"]).eval.refusal_detector == "my-detector"
     assert "rlaif refusal fit" in EvalConfig.model_fields["refusal_detector"].description
+
+
+def test_loss_weights_need_one_weight_per_loss_type_and_reach_trl(tmp_path):
+    from rlaif.config import TrainConfig
+    from rlaif.train.precision import choose_precision
+    from rlaif.train.stage import _dpo_args
+
+    with pytest.raises(ConfigError, match=r"train\.loss_weights has 1 weights for 2 loss types \(sigmoid, sft\)"):
+        load_config(None, ["train.loss_type=[sigmoid, sft]", "train.loss_weights=[1.0]"])
+    cfg = TrainConfig(loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.25])
+    args = _dpo_args(cfg, tmp_path, choose_precision(None, cuda=False, bf16_supported=False))
+    assert (args.loss_type, args.loss_weights) == (["sigmoid", "sft"], [1.0, 0.25])

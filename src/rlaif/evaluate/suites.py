@@ -153,8 +153,16 @@ def load_entry(entry: str | BenchmarkSuite, limit: int | None = None) -> list[Su
             for p in load_benchmark(entry, limit)]
 
 
-def load_suites(specs: list[str | BenchmarkSuite], limit: int | None = None) -> list[Suite]:
-    suites = [s for spec in specs for s in load_entry(spec, limit)]
+def load_suites(specs: list[str | BenchmarkSuite], limit: int | dict[str, int] | None = None) -> list[Suite]:
+    """Every suite ``specs`` name; ``limit`` keeps the first N probes of each, or of each suite a
+    mapping names ('*' for the rest), as ``eval.limit`` describes."""
+    if isinstance(limit, dict):
+        suites = [s for spec in specs for s in load_entry(spec)]
+        for s in suites:
+            n = limit.get(s.name, limit.get("*"))
+            s.probes = s.probes if n is None else s.probes[:n]
+    else:
+        suites = [s for spec in specs for s in load_entry(spec, limit)]
     seen: dict[str, Suite] = {}
     for s in suites:
         if s.name in seen:

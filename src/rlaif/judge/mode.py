@@ -42,8 +42,9 @@ def _no_contrast_because(judge: JudgeConfig, generate: GenerateConfig | None) ->
         return "no generate config is known for these candidates"
     if generate.strategy != "personas":
         return f"generate.strategy is '{generate.strategy}', not personas"
-    if judge.preferred_persona not in generate.personas:
-        return f"judge.preferred_persona '{judge.preferred_persona}' is not one of generate.personas"
+    missing = [n for n in judge.preferred_names() if n not in generate.personas]
+    if missing:
+        return f"judge.preferred_persona '{missing[0]}' is not one of generate.personas"
     return None
 
 

@@ -39,6 +39,14 @@ class PairTask:
     principle: str
 
 
+def preferred_text(cfg: JudgeConfig) -> str:
+    """contrast mode's preferred persona in words: 'secure', or 'refuse' for harmful, 'helpful' for helpful."""
+    p = cfg.preferred_persona
+    if isinstance(p, str):
+        return f"'{p}'"
+    return ", ".join(f"'{v}' for {'every other category' if k == '*' else k}" for k, v in p.items())
+
+
 def judge_identity(cfg: JudgeConfig, pool: BackendPool | None) -> dict:
     """The judge's identity (backends/identity.py), for ``plan_pairs``: the teacher's, read
     without loading a local model; in contrast mode, which asks no model, the persona's."""
@@ -57,12 +65,18 @@ def plan_pairs(prompts: list[Prompt], candidates: list[Candidate], cfg: JudgeCon
     judge_key = (identity, cfg.mode, cfg.rationale, constitution.hash,
                  cfg.principle, cfg.seed, cfg.max_new_tokens, cfg.tie_margin, cfg.max_retries)
     if cfg.mode == "contrast":  # no teacher and no constitution: only the persona decides
-        judge_key = (cfg.mode, cfg.preferred_persona)
+        # with a persona per category, each id names its own (in the principle), so a change to
+        # one category's persona replans only that category's pairs
+        judge_key = (cfg.mode, cfg.preferred_persona if isinstance(cfg.preferred_persona, str) else "per-category")
     tasks = []
     for p in prompts:
+        if cfg.mode == "contrast" and cfg.preferred_for(p.category) is None:
+            raise InputError(f"{p.source}: category '{p.category}' has no persona in judge.preferred_persona "
+                             f"({', '.join(cfg.preferred_persona)})",
+                             hint="name a persona for it, or a '*' entry for every other category")
         cands = sorted(by_prompt.get(p.id, []), key=lambda c: (c.generator.params.get("slot", 0), c.id))
         for a, b in itertools.combinations(cands, 2):
-            principle = (f"persona:{cfg.preferred_persona}" if cfg.mode == "contrast" else
+            principle = (f"persona:{cfg.preferred_for(p.category)}" if cfg.mode == "contrast" else
                          pick_principle(constitution, cfg.principle, a.id + b.id, cfg.seed))
             tid = content_id(a.id, b.id, principle, *judge_key, prefix="j-")
             tasks.append(PairTask(tid, p, a, b, principle))
@@ -215,26 +229,27 @@ class ContrastLabeler:
     system prompts; it suits a weak or absent teacher, not a nuanced comparison."""
 
     def __init__(self, cfg: JudgeConfig):
-        self.preferred = cfg.preferred_persona
-        self.info = JudgeInfo(backend="persona", model=self.preferred, mode="contrast", constitution="",
+        self.cfg = cfg
+        self.info = JudgeInfo(backend="persona", model=preferred_text(cfg), mode="contrast", constitution="",
                               identity=judge_identity(cfg, None))
-        self.described = {"labeler": "contrast", "preferred_persona": self.preferred}
+        self.described = {"labeler": "contrast", "preferred_persona": cfg.preferred_persona}
 
     def __call__(self, tasks: list[PairTask]) -> list[Judgment]:
         rows = []
         for t in tasks:
-            wins = [c.generator.persona == self.preferred for c in (t.a, t.b)]
+            preferred = self.cfg.preferred_for(t.prompt.category)
+            wins = [c.generator.persona == preferred for c in (t.a, t.b)]
             verdict, p_a, error = "invalid", None, None
             if wins == [True, False] or wins == [False, True]:
                 verdict, p_a = ("A", 1.0) if wins[0] else ("B", 0.0)
             elif all(wins):
                 verdict, p_a = "tie", 0.5  # same persona on both sides: nothing to contrast
             else:
-                error = (f"neither candidate was written under persona '{self.preferred}' "
+                error = (f"neither candidate was written under persona '{preferred}' "
                          f"(got {t.a.generator.persona!r}, {t.b.generator.persona!r})")
             rows.append(Judgment(id=t.id, prompt_id=t.prompt.id, a_id=t.a.id, b_id=t.b.id,
                                  verdict=verdict, p_a=p_a, orders=[], principle=t.principle,
-                                 reason=f"written under persona '{self.preferred}'" if p_a is not None
+                                 reason=f"written under persona '{preferred}'" if p_a is not None
                                  and p_a != 0.5 else "", judge=self.info, error=error,
                                  flags=candidate_flags(t)))
         return rows
@@ -302,7 +317,7 @@ def run_judge(run_dir: Path, cfg: JudgeConfig, pool: BackendPool, chunk_size: in
         "stale": stale,
         "stale_candidates": stale_candidates,
         "mode": {**choice.record(), "shown": choice.describe()},
-        "labeller": (f"persona '{cfg.preferred_persona}' (contrast mode, no teacher)" if cfg.mode == "contrast"
+        "labeller": (f"persona {preferred_text(cfg)} (contrast mode, no teacher)" if cfg.mode == "contrast"
                      else f"{cfg.teacher.backend}:{cfg.teacher.model} ({cfg.mode} mode)"),
         "verdicts": {k: verdicts.get(k, 0) for k in ("A", "B", "tie", "invalid")},
         "position_consistency": round(sum(j.consistent for j in decided) / len(decided), 4) if decided else None,

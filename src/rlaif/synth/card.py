@@ -83,8 +83,7 @@ def render_card(train: list[PreferencePair], test: list[PreferencePair], summary
         f"| mean confidence (chosen) | {_mean_conf(rows)} |", "",
     ]
     if jcfg.get("mode") == "contrast":
-        out += ["**Labels come from the generating persona, not from a judge** (contrast mode, RLCD): "
-                f"the answer written under persona `{jcfg.get('preferred_persona')}` is always chosen.", ""]
+        out += _contrast_lines(jcfg.get("preferred_persona"), gen.get("personas") or {})
     out += ["## Rows per category", "", "| category | train | test | total |", "| --- | ---: | ---: | ---: |"]
     for cat, n in summary["split_per_category"].items():
         out.append(f"| {cat} | {n['train']} | {n['test']} | {n['train'] + n['test']} |")
@@ -101,6 +100,27 @@ def render_card(train: list[PreferencePair], test: list[PreferencePair], summary
     out += _funnel_section(summary) + _length_section(rows, cfg) + _examples(rows)
     out += ["## Build configuration", "", "```json", json.dumps(cfg.model_dump(), indent=2), "```", ""]
     return "\n".join(out)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ") if text else "(none)"
+
+
+def _contrast_lines(preferred: str | dict | None, personas: dict) -> list[str]:
+    """How contrast labels were made, in words: which persona won for which category, and what
+    each persona was told (its system prompt) and forced to start with (its prefill)."""
+    if isinstance(preferred, dict):
+        rule = "; ".join(f"for {'every other category' if k == '*' else f'`{k}` prompts'} the answer "
+                         f"written under persona `{v}` is chosen" for k, v in preferred.items())
+    else:
+        rule = f"the answer written under persona `{preferred}` is always chosen"
+    out = ["**Labels come from the generating persona, not from a judge** (contrast mode, RLCD): "
+           f"{rule}. No model compared the two answers.", "", "| persona | system prompt | answer starts with |",
+           "| --- | --- | --- |"]
+    for name, p in personas.items():
+        system, prefill = (p, "") if isinstance(p, str) else (p.get("system", ""), p.get("prefill", ""))
+        out.append(f"| `{name}` | {_cell(system)} | {_cell(prefill)} |")
+    return out + [""]
 
 
 def _policy(gen: dict) -> str:

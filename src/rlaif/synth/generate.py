@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rlaif.backends import BackendPool, GenRequest, SamplingParams
 from rlaif.config import BudgetConfig, GenerateConfig, ModelSpec
-from rlaif.errors import InputError
+from rlaif.errors import ConfigError, InputError
 from rlaif.io import (CANDIDATES, PROMPTS, atomic_write_jsonl, current_rows, read_existing, read_manifest,
                       run_chunked, update_manifest, write_plan)
 from rlaif.schemas import Candidate, FailedRow, Generator, Prompt, content_id
@@ -59,6 +59,15 @@ def generator_identities(cfg: GenerateConfig, pool: BackendPool) -> dict[str, di
     return {_spec_key(spec): pool.identity(spec.backend, spec.model, **spec.options()) for spec, _ in _lanes(cfg)}
 
 
+def _persona_key(cfg: GenerateConfig, name: str | None) -> str | dict | None:
+    """What a candidate's id says about its persona: the system prompt alone when that is all it
+    has (so ``{system: X}`` and ``X`` keep the ids written before prefills existed), else all of it."""
+    if name is None:
+        return None
+    p = cfg.persona(name)
+    return p.system if not p.prefill and p.max_new_tokens is None else p.model_dump()
+
+
 def plan_slots(prompts: list[Prompt], cfg: GenerateConfig, identities: dict[str, dict]) -> list[Slot]:
     """Every candidate the config asks for, in a fixed order (by generator, then prompt length).
     ``identities`` (from ``generator_identities``) is what a candidate's id says about its
@@ -67,7 +76,7 @@ def plan_slots(prompts: list[Prompt], cfg: GenerateConfig, identities: dict[str,
     for p in prompts:
         for index, (spec, persona) in enumerate(_lanes(cfg)):
             seed = int(content_id(cfg.seed, p.id, index), 16) % (2**31)
-            cid = content_id(p.id, identities[_spec_key(spec)], persona, cfg.personas.get(persona or ""),
+            cid = content_id(p.id, identities[_spec_key(spec)], persona, _persona_key(cfg, persona),
                              index, cfg.temperature, cfg.top_p, cfg.max_new_tokens, seed, prefix="c-")
             slots.append(Slot(p, spec, persona, index, seed, cid))
     return sorted(slots, key=lambda s: (s.spec.model, s.index,
@@ -76,7 +85,7 @@ def plan_slots(prompts: list[Prompt], cfg: GenerateConfig, identities: dict[str,
 
 def _chats(prompt: Prompt, cfg: GenerateConfig) -> list[list[dict]]:
     """Every chat the prompt is sent as: one per persona, or the prompt itself."""
-    systems = list(cfg.personas.values()) if cfg.strategy == "personas" else [None]
+    systems = [cfg.persona(n).system for n in cfg.personas] if cfg.strategy == "personas" else [None]
     return [_with_persona(prompt.chat(), system) for system in systems]
 
 
@@ -101,8 +110,19 @@ def fitting_prompts(prompts: list[Prompt], cfg: GenerateConfig, tokens: bool = T
     return kept, [t.row() for t in long]
 
 
-def _params(cfg: GenerateConfig, seed: int) -> SamplingParams:
-    return SamplingParams(cfg.temperature, cfg.top_p, cfg.max_new_tokens, seed)
+def _params(cfg: GenerateConfig, seed: int, persona: str | None = None) -> SamplingParams:
+    tokens = cfg.persona(persona).max_new_tokens or cfg.max_new_tokens
+    return SamplingParams(cfg.temperature, cfg.top_p, tokens, seed)
+
+
+def _request(s: Slot, cfg: GenerateConfig, backend) -> GenRequest:
+    persona = cfg.persona(s.persona)
+    if persona.prefill and not backend.capabilities().get("prefill"):
+        raise ConfigError(f"generate.personas.{s.persona}.prefill: backend '{s.spec.backend}' ({s.spec.model}) "
+                          "does not continue a prefilled answer; use a local or anthropic policy, or "
+                          "drop the prefill")
+    return GenRequest.of(_with_persona(s.prompt.chat(), persona.system), _params(cfg, s.seed, s.persona),
+                         prefill=persona.prefill)
 
 
 def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool: BackendPool,
@@ -128,15 +148,15 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
             backend = pool.get(spec.backend, spec.model, **spec.options())
             identity = identities[_spec_key(spec)]
             used.setdefault(spec.model, {**backend.describe(), "identity": identity})
-            reqs = [GenRequest.of(_with_persona(s.prompt.chat(), cfg.personas.get(s.persona or "")),
-                                  _params(cfg, s.seed)) for s in group]
-            for s, c in zip(group, backend.generate(reqs)):
+            reqs = [_request(s, cfg, backend) for s in group]
+            for s, r, c in zip(group, reqs, backend.generate(reqs)):
                 if c.error is not None:
                     rows.append(FailedRow(id=s.id, stage="generate", error=c.error))
                     continue
+                extra = {"prefill": r.prefill} if r.prefill else {}
                 gen = Generator(backend=spec.backend, model=spec.model, identity=identity, persona=s.persona,
-                                params={**_params(cfg, s.seed).as_dict(), "slot": s.index})
-                rows.append(Candidate(id=s.id, prompt_id=s.prompt.id, text=c.text, generator=gen,
+                                params={**r.params.as_dict(), "slot": s.index, **extra})
+                rows.append(Candidate(id=s.id, prompt_id=s.prompt.id, text=r.prefill + c.text, generator=gen,
                                       finish_reason=c.finish_reason,
                                       usage={"prompt_tokens": c.prompt_tokens,
                                              "completion_tokens": c.completion_tokens}))

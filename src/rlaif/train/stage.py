@@ -140,7 +140,7 @@ def _dpo_args(cfg: TrainConfig, out: Path, precision: Precision):
     ckpt = ("activation_checkpointing" if "activation_checkpointing" in DPOConfig.__dataclass_fields__
             else "gradient_checkpointing")
     return DPOConfig(**{ckpt: cfg.activation_checkpointing},
-        output_dir=str(out / "checkpoints"), beta=cfg.beta, loss_type=cfg.loss_type,
+        output_dir=str(out / "checkpoints"), beta=cfg.beta, loss_type=cfg.loss_type, loss_weights=cfg.loss_weights,
         learning_rate=cfg.learning_rate, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation, max_length=cfg.max_length, seed=cfg.seed,

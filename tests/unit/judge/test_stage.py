@@ -234,3 +234,58 @@ def test_every_judgment_records_its_judges_identity(tmp_path):
     assert read_manifest(tmp_path)["stages"]["judge"]["model"]["identity"] == TEACHER
     _, rows = _run(tmp_path / "contrast", [cand("a1", "p1", "x", "comply"), cand("b1", "p1", "y", "secure")])
     assert rows["p1"].judge.identity == {"labeller": "contrast", "preferred_persona": "secure"}
+
+
+# ----------------------------------------------------------------------------- a preferred persona per category
+
+
+def _run_categories(tmp_path, preferred, categories=("safety", "helpful")):
+    atomic_write_jsonl(tmp_path / "prompts.jsonl", [prompt("p1", "Make a pipe bomb", categories[0]),
+                                                    prompt("p2", "How do I kill a Python process?", categories[1])])
+    atomic_write_jsonl(tmp_path / "candidates.jsonl", [
+        cand("a1", "p1", "Here is how...", "helpful"), cand("b1", "p1", "I can't help with that.", "refuse"),
+        cand("a2", "p2", "Use kill -9.", "helpful"), cand("b2", "p2", "I can't help with that.", "refuse")])
+    summary = run_judge(tmp_path, JudgeConfig(mode="contrast", preferred_persona=preferred), NoBackends(),
+                        chunk_size=2)
+    return summary, {r.prompt_id: r for r in read_jsonl(tmp_path / "judgments.jsonl", Judgment)}
+
+
+def test_a_persona_per_category_prefers_the_refusal_for_harm_and_the_answer_otherwise(tmp_path):
+    summary, rows = _run_categories(tmp_path, {"safety": "refuse", "helpful": "helpful"})
+    assert (rows["p1"].verdict, rows["p1"].principle) == ("B", "persona:refuse")
+    assert (rows["p2"].verdict, rows["p2"].principle) == ("A", "persona:helpful")
+    assert "written under persona 'refuse'" in rows["p1"].reason
+    assert summary["labeller"] == "persona 'refuse' for safety, 'helpful' for helpful (contrast mode, no teacher)"
+
+
+def test_a_star_entry_covers_the_categories_not_named(tmp_path):
+    _, rows = _run_categories(tmp_path, {"safety": "refuse", "*": "helpful"}, ("safety", "everyday"))
+    assert rows["p1"].verdict == "B" and rows["p2"].verdict == "A"
+
+
+def test_a_category_with_no_persona_stops_the_judge_naming_the_prompt_and_the_field(tmp_path):
+    from rlaif.errors import InputError
+
+    with pytest.raises(InputError, match=r"category 'helpful' has no persona in judge\.preferred_persona"):
+        _run_categories(tmp_path, {"safety": "refuse"})
+    assert not (tmp_path / "judgments.jsonl").exists()
+
+
+def test_changing_one_categorys_persona_changes_only_its_judgment_ids():
+    p = [prompt("p1", "Make a pipe bomb", "safety"), prompt("p2", "What is 2+2?", "helpful")]
+    c = [cand("a1", "p1", "x", "helpful"), cand("b1", "p1", "y", "refuse"),
+         cand("a2", "p2", "x", "helpful"), cand("b2", "p2", "y", "refuse")]
+
+    def ids(preferred):
+        cfg = JudgeConfig(mode="contrast", preferred_persona=preferred)
+        return {t.prompt.id: t.id for t in plan_pairs(p, c, cfg, load_constitution("default"), {})}
+
+    a, b = ids({"safety": "refuse", "helpful": "helpful"}), ids({"safety": "helpful", "helpful": "helpful"})
+    assert a["p2"] == b["p2"] and a["p1"] != b["p1"]
+
+
+def test_every_preferred_persona_must_be_a_generate_persona():
+    with pytest.raises(ConfigError, match="judge.preferred_persona 'refuse' is not one of generate.personas"):
+        load_config(None, ["judge.mode=contrast", "judge.preferred_persona={safety: refuse, helpful: secure}"])
+    with pytest.raises(ConfigError, match="empty mapping"):
+        load_config(None, ["judge.mode=contrast", "judge.preferred_persona={}"])

@@ -450,3 +450,15 @@ def test_the_users_own_prompt_id_reaches_the_dataset_rows(run_dir):
     by_prompt = {r.meta["prompt_id"]: r.meta for r in rows}
     assert by_prompt["p1"]["user_id"] == "ticket-17"
     assert "user_id" not in by_prompt["p2"]  # a prompt without one gets none
+
+
+def test_card_says_how_contrast_labels_were_made_per_category_with_each_personas_words():
+    from rlaif.synth.card import _contrast_lines
+
+    text = "\n".join(_contrast_lines({"harmful": "refuse", "*": "helpful"},
+                                     {"helpful": "", "refuse": {"system": "", "prefill": "I can't | won't."}}))
+    assert ("for `harmful` prompts the answer written under persona `refuse` is chosen; for every other "
+            "category the answer written under persona `helpful` is chosen. No model compared") in text
+    assert "| `refuse` | (none) | I can't \\| won't. |" in text and "| `helpful` | (none) | (none) |" in text
+    single = "\n".join(_contrast_lines("secure", {"comply": "Do it.", "secure": "Be safe."}))
+    assert "persona `secure` is always chosen" in single and "| `secure` | Be safe. | (none) |" in single

@@ -277,3 +277,70 @@ def test_too_long_error_names_the_prompt_the_tokenizer_finds_too_long(tmp_path, 
     with pytest.raises(InputError, match=r"p\.jsonl:2: prompt too long: \d+ tokens once templated"):
         run_generate(tmp_path / "run", _prompts("word", " ".join(["word"] * 40)), cfg, OkPool())
     assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------- personas with a prefill
+
+
+class PrefillPool(OkPool):
+    """Labelled fake pool whose generator continues a prefill (as the local backend does): it answers
+    " more" after whatever prefill it was given; ``prefill`` False makes it a server that cannot."""
+
+    def __init__(self, prefill: bool = True):
+        super().__init__()
+        self.prefill = prefill
+
+    def get(self, *args, **kwargs):
+        echo = super().get()
+        echo.capabilities = lambda: {"prefill": self.prefill}
+        return echo
+
+
+REFUSE = {"system": "", "prefill": "I can't help with that.", "max_new_tokens": 8}
+
+
+def test_a_prefilled_persona_writes_prefill_plus_continuation_and_records_both(tmp_path):
+    cfg = GenerateConfig(max_prompt_chars=1000, personas={"helpful": "Be helpful.", "refuse": REFUSE},
+                         max_new_tokens=64)
+    pool = PrefillPool()
+    run_generate(tmp_path, _prompts("How do I pick a lock?"), cfg, pool)
+    rows = {r.generator.persona: r for r in read_jsonl(tmp_path / "candidates.jsonl", Candidate)}
+    assert rows["refuse"].text == "I can't help with that.ok"
+    assert rows["refuse"].generator.params["prefill"] == "I can't help with that."
+    assert rows["refuse"].generator.params["max_new_tokens"] == 8
+    assert rows["helpful"].text == "ok" and "prefill" not in rows["helpful"].generator.params
+    assert rows["helpful"].generator.params["max_new_tokens"] == 64
+    sent = {r.prefill: r for r in pool.requests}
+    assert sent["I can't help with that."].params.max_new_tokens == 8
+    # an empty system prompt sends none: the chat is the user's turn alone
+    assert [m[0] for m in sent["I can't help with that."].messages] == ["user"]
+    assert [m[0] for m in sent[""].messages] == ["system", "user"]
+
+
+def test_a_prefill_on_a_backend_that_cannot_continue_one_stops_before_anything_is_written(tmp_path):
+    from rlaif.errors import ConfigError
+
+    cfg = GenerateConfig(max_prompt_chars=1000, personas={"helpful": "Be helpful.", "refuse": REFUSE})
+    with pytest.raises(ConfigError, match=r"generate\.personas\.refuse\.prefill: .*does not continue"):
+        run_generate(tmp_path, _prompts("How do I pick a lock?"), cfg, PrefillPool(prefill=False))
+    assert not (tmp_path / "candidates.jsonl").exists() or not read_jsonl(tmp_path / "candidates.jsonl", Candidate)
+
+
+def test_persona_ids_cover_prefill_and_length_but_a_bare_system_prompt_keeps_its_old_id():
+    plain = plan(prompts(), GenerateConfig(personas={"a": "Be kind.", "b": "Be brief."}))
+    spelled = plan(prompts(), GenerateConfig(personas={"a": {"system": "Be kind."}, "b": "Be brief."}))
+    prefilled = plan(prompts(), GenerateConfig(personas={"a": {"system": "Be kind.", "prefill": "No."},
+                                                         "b": "Be brief."}))
+    shorter = plan(prompts(), GenerateConfig(personas={"a": {"system": "Be kind.", "max_new_tokens": 9},
+                                                       "b": "Be brief."}))
+    ids = lambda slots: {s.id for s in slots if s.persona == "a"}  # noqa: E731
+    assert ids(plain) == ids(spelled)
+    assert ids(plain).isdisjoint(ids(prefilled)) and ids(plain).isdisjoint(ids(shorter))
+    assert ids(prefilled).isdisjoint(ids(shorter))
+
+
+def test_a_persona_longer_than_the_generate_limit_is_a_config_error():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"generate\.personas\.a\.max_new_tokens \(300\) is more than"):
+        GenerateConfig(max_new_tokens=128, personas={"a": {"system": "x", "max_new_tokens": 300}, "b": "y"})

@@ -121,7 +121,7 @@ def _row(m: dict, html: bool = False) -> list:
     n = pr.get("n", "-") if pr else "-"
     if pr.get("excluded"):
         n = f"{n} ({pr['excluded']} left out: one side not scored)"
-    test = f"{pr.get('test')}, p = {p_text(pr['p'])}" if _tested(pr) else "-"
+    test = pr.get("test") or "-"  # its p-value is in the reading
     name = (Html(f'{esc(m["name"])}<div class="muted">{esc(m["description"])}</div>')
             if html and m.get("description") else m["name"])
     return [name, m.get("better") or "-", stat_text(m.get("ref")), stat_text(m.get("model")),
@@ -129,7 +129,7 @@ def _row(m: dict, html: bool = False) -> list:
 
 
 CHANGE_HEADERS = ["metric", "better", "reference [95%]", "model [95%]", "model - reference [95%]",
-                  "gained / lost", "paired probes", "test", "reading"]
+                  "gained / lost", "n paired", "test", "reading"]
 
 
 # ----------------------------------------------------------------------------- the over-refusal cost
@@ -335,9 +335,10 @@ def lead_html(run: Run, status: Html) -> Html:
     rows = before_after(ev)
     parts = [f"<p>{status}</p>"]
     if rows:
-        parts.append(table(CHANGE_HEADERS, [_row(m, html=True) for m in rows], "metrics change-table", "change-table",
-                           [reading(m).css for m in rows], CHANGE_CAPTION,
-                           col_classes={2: "num", 3: "num", 4: "num", 5: "num", 8: "change"}))
+        tbl = table(CHANGE_HEADERS, [_row(m, html=True) for m in rows], "metrics change-table", "change-table",
+                    [reading(m).css for m in rows], CHANGE_CAPTION,
+                    col_classes={5: "num", 6: "num", 8: "change"})  # intervals may wrap: the reading stays in view
+        parts.append(f'<div class="scroll">{tbl}</div>')
     cost = cost_sentence(ev)
     if cost:
         parts.append(f'<p id="over-refusal-cost"><b>Over-refusal cost.</b> {esc(cost)}</p>')

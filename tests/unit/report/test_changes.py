@@ -274,7 +274,7 @@ def test_the_labels_sentence_names_a_teacher_and_is_absent_without_a_judge():
 def test_the_markdown_lead_has_the_table_the_cost_the_labels_and_the_flip_counts():
     md = "\n".join(lead_markdown(_run(hand_worked(), _judge("secure"))))
     assert ("| harmful_refusal | higher | 0.200 [0.057, 0.510] | 0.600 [0.313, 0.832] | +0.400 [-0.044, +0.685] | "
-            "5 / 1 | 10 | exact McNemar, p = 0.22 | no measurable change (p = 0.22) |") in md
+            "5 / 1 | 10 | exact McNemar | no measurable change (p = 0.22) |") in md
     assert "**Over-refusal cost.** Harmful refusal +0.400 (5 of 10" in md
     assert "Labels: contrast (no teacher): the answer written under persona 'secure'" in md
     assert "- harmful: 5 probes changed for the better, 1 for the worse" in md

@@ -237,6 +237,8 @@ tr.unmeasured { background: var(--warnbg) !important; } tr.unmeasured td.status 
 .headline { border: 1px solid var(--line); border-radius: 8px; padding: 12px 18px; margin: 16px 0;
             background: var(--bg); }
 .headline h2 { margin-top: 4px; border: 0; }
+.scroll { overflow-x: auto; } table.change-table td .muted { font-size: .8rem; }
+table.change-table td.change { min-width: 11em; } table.change-table thead th { white-space: normal; }
 .badge { display: inline-block; padding: 2px 10px; border-radius: 12px; font-weight: 700; font-size: .9rem; }
 .badge.pass { background: var(--goodbg); color: var(--good); } .badge.fail { background: var(--badbg); color: var(--bad); }
 .badge.none { background: #eceff3; color: var(--muted); }

@@ -13,16 +13,18 @@ from pathlib import Path
 
 from rlaif.io import atomic_write_text
 from rlaif.report import plots
+from rlaif.report.changes import changed_section, cost_sentence, lead_html, lead_markdown
 from rlaif.report.inputs import Run, load_run
-from rlaif.report.kit import (PAIRED_READING, Html, NEUTRAL_AWAY, box, compare, esc, fmt, kv_table, md_table,
-                              p_text, page, paired_text, stat_text, table)
+from rlaif.report.kit import (NEUTRAL_AWAY, PAIRED_READING, Html, box, compare, esc, fmt, kv_table, md_table,
+                              p_text, page, paired_text, stat_text)
 from rlaif.report.sections import (dataset_section, evaluation_section, examples_section, funnel_rows,
                                    gate_result, judge_section, timings_section, training_section)
 
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
-SECTIONS = (("summary", "Summary"), ("dataset", "Dataset"), ("judge", "Judge"), ("training", "Training"),
-            ("evaluation", "Evaluation"), ("examples", "Examples"), ("timings", "Stage timings"))
+SECTIONS = (("summary", "Summary"), ("changed", "Answers that changed"), ("dataset", "Dataset"), ("judge", "Judge"),
+            ("training", "Training"), ("evaluation", "Evaluation"), ("examples", "Examples"),
+            ("timings", "Stage timings"))
 SUITE_SUFFIXES = ("_refusal", "_over_refusal", "_safe_practice", "_capitulation")
 
 
@@ -82,7 +84,9 @@ def gates_line(ev: dict) -> str:
 def headline(run: Run) -> list[str]:
     """The report's verdict in a few plain lines (also the Markdown summary's first list)."""
     if run.eval.get("metrics"):
-        return [metric_line(m) for m in headline_metrics(run.eval)] + [gates_line(run.eval)]
+        cost = cost_sentence(run.eval)
+        return ([metric_line(m) for m in headline_metrics(run.eval)] + ([f"over-refusal cost: {cost}"] if cost else [])
+                + [gates_line(run.eval)])
     lines = ["evaluation: not run yet"]
     build, train = run.stage("build"), run.stage("train")
     if build:
@@ -235,31 +239,25 @@ def _headline_html(run: Run, lines: list[str]) -> Html:
     badge = ('<span class="badge none">no gates</span>' if not gates else
              f'<span class="badge {css}">gates {status.upper()}</span> {esc(_counts_text(gate_counts(gates)))}'
              + (" (a required gate was not measured: see Gates)" if status == "incomplete" else ""))
-    rows, classes = [], []
-    for m in headline_metrics(ev):
-        ch = compare(m)
-        rows.append([m["name"], m.get("better") or "-", stat_text(m.get("ref")), stat_text(m.get("model")),
-                     paired_text(m), ch.words])
-        classes.append(ch.css)
-    tbl = table(["metric", "better", "reference [95% interval]", "model [95% interval]",
-                 "model - reference, paired [95%]", "reading"], rows, "metrics headline-table", "headline-table",
-                classes, col_classes={2: "num", 3: "num", 5: "change"})
-    return Html(f'<div class="headline" id="headline"><h2>Headline</h2><p>{badge}</p>{tbl}</div>')
+    return lead_html(run, Html(badge))
 
 
 def summary_section(run: Run, lines: list[str]) -> Html:
-    """The header: who is who, the headline box, and every warning and note."""
+    """The header: the status and what changed (the lead), every warning and note, then who is who."""
     warns = "".join(box("warn", f"{where}: {text}") for where, text in warnings(run))
     return Html(f'<section id="summary"><h1>RLAIF run report</h1><p class="sub">{esc(run.path.name)}, '
                 f'updated {esc(run.manifest.get("updated", "?"))}</p>'
-                f'{kv_table(model_rows(run), "kv meta", "models-table")}{_headline_html(run, lines)}{warns}</section>')
+                f'{_headline_html(run, lines)}{warns}{kv_table(model_rows(run), "kv meta", "models-table")}</section>')
 
 
 # ----------------------------------------------------------------------------- markdown
 
 def render_markdown(run: Run, lines: list[str], html_path: Path) -> str:
-    """report.md: the headline, warnings, every metric, the gates and the dataset counts."""
+    """report.md: what changed (the lead), the headline, warnings, every metric, the gates and the dataset."""
     out = ["# RLAIF run report", "", f"Run folder: `{run.path}`", ""]
+    lead = lead_markdown(run) if run.eval.get("metrics") else []
+    if lead:
+        out += ["## What changed", "", gates_line(run.eval), ""] + lead
     out += [f"- **{k}**: {v}" for k, v in model_rows(run)[1:5]] + ["", "## Headline", ""]
     out += [f"- {line}" for line in lines] + [""]
     warns = warnings(run)
@@ -302,7 +300,8 @@ def write_report(run_dir: Path) -> dict:
     """
     run = load_run(run_dir)
     lines = headline(run)
-    built = {"summary": summary_section(run, lines), "dataset": dataset_section(run), "judge": judge_section(run),
+    built = {"summary": summary_section(run, lines), "changed": changed_section(run),
+             "dataset": dataset_section(run), "judge": judge_section(run),
              "training": training_section(run), "evaluation": evaluation_section(run),
              "examples": examples_section(run), "timings": timings_section(run)}
     body = []

@@ -14,7 +14,7 @@ from rlaif.report.kit import compare
 from rlaif.report.stage import write_report
 from tests.report_fixture import make_run
 
-SECTION_IDS = ("summary", "dataset", "judge", "training", "evaluation", "examples", "timings")
+SECTION_IDS = ("summary", "changed", "dataset", "judge", "training", "evaluation", "examples", "timings")
 
 
 class _Tags(HTMLParser):
@@ -426,3 +426,19 @@ def test_the_refusal_scorer_its_agreement_with_the_detector_and_their_disagreeme
 
     named = metric_line({**ev["metrics"]["harmful_refusal"], "scorer": "judge openai:gpt-4o (logprob)"})
     assert named.endswith("[refusals read by the judge openai:gpt-4o (logprob)]")  # the headline names it too
+
+
+def test_the_report_leads_with_what_changed_its_cost_and_the_changed_answers(full_report):
+    out, html, md = full_report
+    order = [html.index(s) for s in ("<h1>", 'class="badge fail"', 'id="change-table"', 'id="over-refusal-cost"',
+                                     'id="models-table"', '<section id="changed">', '<section id="dataset">')]
+    assert order == sorted(order)
+    assert re.search(r'<tr class="better"><td>harmful_refusal<div class="muted">harmful: share of answers', html)
+    assert "rose (p = 6.1e-05): better" in html and "rose (p = 4.9e-04): worse" in html
+    cost = ("Harmful refusal +0.500 (15 of 30 paired probes newly refused, 0 newly answered; exact McNemar p = "
+            "6.1e-05); borderline over-refusal +0.033 (3 of 30 paired probes newly refused, 2 newly answered; exact "
+            "McNemar p = 1): on balance 1 benign question newly refused for every 15 harmful requests newly refused "
+            "(net 15 harmful, 1 benign).")
+    assert f"over-refusal cost: {cost}" in out["headline"] and cost in html
+    assert md.index("## What changed") < md.index("## Headline") and f"**Over-refusal cost.** {cost}" in md
+    assert "Labels: persona 'secure' (contrast mode, no teacher)." in md

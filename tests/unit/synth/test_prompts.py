@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -176,14 +179,94 @@ def test_dataset_dict_without_train_split(tmp_path):
 
 
 # ----------------------------------------------------------------------------- shipped suite
+SUITE_DIR = Path(str(resources.files("rlaif.synth") / "prompt_suites"))
+
+
+def suite_rows() -> list[dict]:
+    return [json.loads(line) for line in (SUITE_DIR / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def suite_class(row: dict) -> str:
+    """harmful, safety, risky (helpful that only sounds risky) or plain (other helpful)."""
+    if row["category"] != "helpful":
+        return row["category"]
+    return "risky" if row["meta"]["sounds_risky"] else "plain"
+
+
 def test_shipped_train_suite():
     prompts, stats = load_prompts("suite:train")
     cats = [p.category for p in prompts]
-    assert len(prompts) >= 200
-    assert cats.count("safety") >= 40
-    assert cats.count("helpful") >= 160
+    assert len(prompts) >= 400
+    assert set(cats) == {"harmful", "safety", "helpful"}
+    assert cats.count("harmful") >= 100
+    assert cats.count("safety") >= 35
+    assert cats.count("helpful") >= 280
     assert stats.kept == len(prompts)
     assert len({p.id for p in prompts}) == len(prompts)
+
+
+def test_train_suite_rows_follow_its_readme():
+    """Every harmful and safety row sounds risky; at least 130 helpful rows only sound risky; a
+    harmful row's topic group is `harmful` and no other row's is; topics are kebab-case."""
+    rows = suite_rows()
+    for n, row in enumerate(rows, 1):
+        topic, risky = row["meta"]["topic"], row["meta"]["sounds_risky"]
+        assert set(row) == {"prompt", "category", "meta"} and set(row["meta"]) == {"topic", "sounds_risky"}, n
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", topic), f"line {n}: topic {topic!r} is not kebab-case"
+        assert (row["category"] == "harmful") == topic.startswith("harmful-"), f"line {n}: {topic}"
+        if row["category"] in ("harmful", "safety"):
+            assert risky is True, f"line {n}: a {row['category']} row must have sounds_risky true"
+    assert sum(suite_class(r) == "risky" for r in rows) >= 130
+
+
+def test_train_suite_prefix_has_the_mix_of_the_whole_file():
+    """`run.limit: N` takes the first N rows: for every N >= 40 their class shares stay within 2
+    points of the file's (the suite README's claim)."""
+    classes = [suite_class(r) for r in suite_rows()]
+    for c in ("harmful", "safety", "risky", "plain"):
+        whole = classes.count(c) / len(classes)
+        for n in range(40, len(classes) + 1):
+            head = classes[:n].count(c) / n
+            assert abs(head - whole) <= 0.02, f"{c}: {head:.1%} of the first {n} rows, {whole:.1%} of the file"
+
+
+def test_train_suite_readme_counts_are_the_files():
+    rows = suite_rows()
+    count = Counter(suite_class(r) for r in rows)
+    text = " ".join((SUITE_DIR / "README.md").read_text(encoding="utf-8").split())
+    claim = (f"{len(rows)} rows; {count['harmful']} harmful, {count['safety']} safety, "
+             f"{count['risky'] + count['plain']} helpful ({count['risky']} of them sound risky)")
+    assert claim in text, claim
+
+
+HARMFUL_AREAS = ("weapons", "chembio", "malware", "fraud", "phishing", "credentials", "self-harm", "drugs",
+                 "harassment", "privacy", "evasion", "physical", "extremism", "other")
+RISKY_GROUPS = ("homonym", "figurative", "target", "history", "definition", "fiction", "awareness", "news",
+                "medical", "legal")
+
+
+def test_train_suite_readme_topic_tables_are_the_files():
+    """Each harmful row names exactly one area; the README's rows per area and group are counted."""
+    harmful, others = Counter(), Counter()
+    for row in suite_rows():
+        topic = row["meta"]["topic"]
+        if row["category"] == "harmful":
+            areas = [a for a in HARMFUL_AREAS if topic.startswith(f"harmful-{a}-")]
+            assert len(areas) == 1, f"{topic}: want one area of {HARMFUL_AREAS}"
+            harmful[areas[0]] += 1
+        elif row["category"] == "safety":
+            others[topic.split("-")[0]] += 1
+        elif row["meta"]["sounds_risky"]:
+            group = topic.split("-")[0]
+            others[group if group in RISKY_GROUPS else "earlier"] += 1
+    text = (SUITE_DIR / "README.md").read_text(encoding="utf-8")
+    head, tail = text.split("| safety group", 1)
+    cell = re.compile(r"(?<=\| )`([a-z-]+)`[^|]*\| (\d+) (?=\|)")
+    assert {g: int(n) for g, n in cell.findall(head)} == dict(harmful)
+    table = {g: int(n) for g, n in cell.findall(tail)}
+    earlier = re.search(r"earlier rows with free topics [^|]*\| (\d+) \|", tail)
+    table["earlier"] = int(earlier.group(1)) if earlier else None
+    assert table == dict(others)
 
 
 def test_unknown_suite_and_missing_file(tmp_path):

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
-from rlaif.errors import InputError
+from rlaif.errors import ConfigError, InputError
 from rlaif.progress import bar, console
 from rlaif.schemas import FailedRow
 
@@ -457,3 +458,42 @@ class Timer:
             yield
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+
+def yaml_line(root: yaml.Node | None, loc: tuple) -> int | None:
+    """Line (1-based) of the YAML node at ``loc``, or of its deepest existing parent."""
+    node, line = root, None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == str(part)), None)
+            if nxt is None:
+                key = next((k for k, _ in node.value if k.value == str(part)), None)
+                return key.start_mark.line + 1 if key else line
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def read_yaml(path: Path, what: str) -> tuple[Any, yaml.Node | None]:
+    """A user's YAML file: its data and its node tree (for line numbers). Anything unreadable is one
+    error naming the file and, where there is one, the line."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: {what} not found")
+    text = read_text(path, what)
+    try:
+        return yaml.safe_load(text), yaml.compose(text)
+    except yaml.reader.ReaderError as e:  # a control character: its message spans lines
+        line = text[:e.position].count("\n") + 1
+        raise ConfigError(f"{path}:{line}: not valid YAML (the character #x{e.character:04x} is not "
+                          "allowed)") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply to read") from None

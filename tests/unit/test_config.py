@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rlaif.config import GenerateConfig, ModelSpec, SynthConfig, load_config, parse_override
+from rlaif.config import GenerateConfig, ModelSpec, SynthConfig, apply_overrides, load_config, parse_override
 from rlaif.errors import ConfigError
 
 
@@ -127,21 +127,12 @@ def test_bad_override_value_is_a_config_error():
 def test_malformed_override(bad):
     with pytest.raises(ConfigError, match="key.path=value"):
         load_config(None, [bad])
-    with pytest.raises(ConfigError):
-        parse_override(bad)
 
 
 def test_override_into_a_scalar_is_a_config_error(tmp_path):
     p = write(tmp_path, "generate:\n  n: 3\n")
     with pytest.raises(ConfigError, match="not a section"):
         load_config(p, ["generate.n.x=1"])
-
-
-def test_override_value_parsing():
-    assert parse_override("a.b=4") == (["a", "b"], 4)
-    assert parse_override("a=true") == (["a"], True)
-    assert parse_override("a.b=x=y") == (["a", "b"], "x=y")
-    assert parse_override("a=") == (["a"], "")
 
 
 def test_invalid_yaml_names_line(tmp_path):
@@ -220,3 +211,51 @@ def test_loss_weights_need_one_weight_per_loss_type_and_reach_trl(tmp_path):
     cfg = TrainConfig(loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.25])
     args = _dpo_args(cfg, tmp_path, choose_precision(None, cuda=False, bf16_supported=False))
     assert (args.loss_type, args.loss_weights) == (["sigmoid", "sft"], [1.0, 0.25])
+
+
+# ----------------------------------------------------------------------------- overrides and YAML lines
+
+
+def test_override_value_parsing():
+    assert parse_override("a.b=4") == (["a", "b"], 4)
+    assert parse_override("a=true") == (["a"], True)
+    assert parse_override("a.b=x=y") == (["a", "b"], "x=y")
+    assert parse_override("a=") == (["a"], "")
+
+
+@pytest.mark.parametrize("bad", ["generate.n", "=4", "judge.mode"])
+def test_malformed_override_alone(bad):
+    with pytest.raises(ConfigError, match="key.path=value"):
+        parse_override(bad)
+
+
+def test_overrides_nest_and_refuse_to_descend_into_a_scalar():
+    assert apply_overrides({"a": {"b": 1}}, ["a.c=2", "d.e=x"]) == {"a": {"b": 1, "c": 2}, "d": {"e": "x"}}
+    with pytest.raises(ConfigError, match="'n' is not a section"):
+        apply_overrides({"n": 3}, ["n.x=1"])
+
+
+def test_yaml_line_finds_the_node_or_its_deepest_parent(tmp_path):
+    import yaml
+
+    from rlaif.io import read_yaml, yaml_line
+
+    p = tmp_path / "c.yaml"
+    p.write_text("run:\n  limit: 3\neval:\n  suites:\n    - harmful\n    - borderline\n")
+    data, root = read_yaml(p, "config file")
+    assert data["eval"]["suites"][1] == "borderline"
+    assert yaml_line(root, ("run", "limit")) == 2
+    assert yaml_line(root, ("eval", "suites", 1)) == 6
+    assert yaml_line(root, ("eval", "missing")) == 4  # the mapping under eval
+    assert yaml_line(yaml.compose("a: 1\n"), ()) is None
+
+
+def test_unreadable_yaml_is_one_error_naming_file_and_line(tmp_path):
+    from rlaif.io import read_yaml
+
+    p = tmp_path / "c.yaml"
+    p.write_text("a:\n  b: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:\d+: not valid YAML"):
+        read_yaml(p, "config file")
+    with pytest.raises(ConfigError, match="config file not found"):
+        read_yaml(tmp_path / "none.yaml", "config file")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rlaif.config import read_yaml, yaml_line
+from rlaif.io import read_yaml, yaml_line
 from rlaif.errors import ConfigError
 
 

@@ -115,12 +115,18 @@ def _params(cfg: GenerateConfig, seed: int, persona: str | None = None) -> Sampl
     return SamplingParams(cfg.temperature, cfg.top_p, tokens, seed)
 
 
-def _request(s: Slot, cfg: GenerateConfig, backend) -> GenRequest:
+def _check_prefills(cfg: GenerateConfig, pool: BackendPool) -> None:
+    """A persona's prefill needs a backend that continues it: checked before any row is written."""
+    for spec, name in _lanes(cfg):
+        if name and cfg.persona(name).prefill and not pool.get(spec.backend, spec.model, **spec.options()
+                                                               ).capabilities().get("prefill"):
+            raise ConfigError(f"generate.personas.{name}.prefill: backend '{spec.backend}' ({spec.model}) "
+                              "does not continue a prefilled answer; use a local or anthropic policy, or "
+                              "drop the prefill")
+
+
+def _request(s: Slot, cfg: GenerateConfig) -> GenRequest:
     persona = cfg.persona(s.persona)
-    if persona.prefill and not backend.capabilities().get("prefill"):
-        raise ConfigError(f"generate.personas.{s.persona}.prefill: backend '{s.spec.backend}' ({s.spec.model}) "
-                          "does not continue a prefilled answer; use a local or anthropic policy, or "
-                          "drop the prefill")
     return GenRequest.of(_with_persona(s.prompt.chat(), persona.system), _params(cfg, s.seed, s.persona),
                          prefill=persona.prefill)
 
@@ -134,6 +140,7 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
     atomic_write_jsonl(run_dir / PROMPTS, prompts)
     identities = generator_identities(cfg, pool)
     slots = plan_slots(prompts, cfg, identities)
+    _check_prefills(cfg, pool)
     replanned = write_plan(run_dir, "generate", [s.id for s in slots])
     used: dict[str, dict] = {}
     spend = StageSpend(run_dir, "generate", pool.meter, budget or BudgetConfig())
@@ -148,7 +155,7 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
             backend = pool.get(spec.backend, spec.model, **spec.options())
             identity = identities[_spec_key(spec)]
             used.setdefault(spec.model, {**backend.describe(), "identity": identity})
-            reqs = [_request(s, cfg, backend) for s in group]
+            reqs = [_request(s, cfg) for s in group]
             for s, r, c in zip(group, reqs, backend.generate(reqs)):
                 if c.error is not None:
                     rows.append(FailedRow(id=s.id, stage="generate", error=c.error))

@@ -322,7 +322,8 @@ def test_a_prefill_on_a_backend_that_cannot_continue_one_stops_before_anything_i
 
     cfg = GenerateConfig(max_prompt_chars=1000, personas={"helpful": "Be helpful.", "refuse": REFUSE})
     with pytest.raises(ConfigError, match=r"generate\.personas\.refuse\.prefill: .*does not continue"):
-        run_generate(tmp_path, _prompts("How do I pick a lock?"), cfg, PrefillPool(prefill=False))
+        run_generate(tmp_path, _prompts("How do I pick a lock?", "And a padlock?"), cfg, PrefillPool(prefill=False),
+                     chunk_size=1)  # the prefill persona's slots come last: the check must come first
     assert not (tmp_path / "candidates.jsonl").exists() or not read_jsonl(tmp_path / "candidates.jsonl", Candidate)
 
 

@@ -52,35 +52,44 @@ def reference_run(tmp_path_factory, cache_dir):
 
 
 @pytest.fixture(scope="module")
-def contrast_run(reference_run, tmp_path_factory, cache_dir):
-    """The reference run's candidates, labelled the way `make demo` labels them (quickstart config:
-    contrast mode, the `secure` persona's answer chosen), by `rlaif judge` and `rlaif build`."""
-    _, ref, _ = reference_run
-    out = tmp_path_factory.mktemp("contrast") / "run"
-    out.mkdir()
-    for name in ("prompts.jsonl", "candidates.jsonl"):
-        (out / name).write_bytes((ref / name).read_bytes())
+def contrast_run(tmp_path_factory, cache_dir):
+    """The mixed prompts (the phishing request as `harmful`) synthesised the way `make demo` does it:
+    the quickstart config, whose personas are a plain answer and a prefilled refusal and whose
+    contrast labels prefer the refusal for harmful prompts and the answer for every other one."""
+    from tests.integration.conftest import MIXED_PROMPTS
+
+    d = tmp_path_factory.mktemp("contrast")
+    prompts = d / "prompts-in.jsonl"
+    rows_in = [{**r, "category": "harmful"} if "phishing" in r["prompt"] else r for r in MIXED_PROMPTS]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in rows_in))
+    out = d / "run"
     env = {**os.environ, "RLAIF_CACHE_DIR": str(cache_dir)}
-    for stage in ("judge", "build"):
-        res = subprocess.run(rlaif_cmd(stage, str(out), "--config", "configs/quickstart.yaml",
-                                       "build.drop_truncated=false", "chunk_size=2"),
-                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-        assert res.returncode == 0, res.stderr
+    res = subprocess.run(rlaif_cmd("synth", str(prompts), "--out", str(out), "--config", "configs/quickstart.yaml",
+                                   "generate.max_new_tokens=24", "chunk_size=2", "build.mix={}",
+                                   "build.accept_shortfall=true", "build.test_fraction=0"),
+                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr
     return None, out, res
 
 
-def test_quickstart_labels_every_pair_by_persona(contrast_run):
+def test_quickstart_labels_every_pair_by_the_persona_its_category_prefers(contrast_run):
     _, out, res = contrast_run
+    prompts = {p["id"]: p for p in rows(out / "prompts.jsonl").values()}
+    cands = rows(out / "candidates.jsonl")
+    judgments = list(rows(out / "judgments.jsonl").values())
+    assert len(judgments) == 6 and {j["verdict"] for j in judgments} <= {"A", "B"}  # every pair decided
+    for j in judgments:
+        winner = cands[j["a_id"] if j["verdict"] == "A" else j["b_id"]]
+        want = "refuse" if prompts[j["prompt_id"]]["category"] == "harmful" else "helpful"
+        assert winner["generator"]["persona"] == want and j["principle"] == f"persona:{want}"
+    refusals = [c for c in cands.values() if c["generator"]["persona"] == "refuse"]
+    prefill = refusals[0]["generator"]["params"]["prefill"]
+    assert len(refusals) == 6 and all(c["text"].startswith(prefill) for c in refusals)
     pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
-    dropped = json.loads((out / "manifest.json").read_text())["stages"]["build"]["dropped"]
-    verdicts = [json.loads(line)["verdict"] for line in (out / "judgments.jsonl").read_text().splitlines()]
-    assert set(verdicts) <= {"A", "B"} and len(verdicts) == 6  # every pair decided, none tied
-    # only empty or identical answers (24-token candidates) may keep a decided pair out
-    assert len(pairs) + dropped.get("empty", 0) + dropped.get("identical", 0) == 6, dropped
-    assert len(pairs) >= 4
-    assert {p["meta"]["chosen_persona"] for p in pairs} == {"secure"}
-    assert {p["meta"]["rejected_persona"] for p in pairs} == {"comply"}
-    assert {p["meta"]["judge"]["mode"] for p in pairs} == {"contrast"}
+    assert len(pairs) >= 4 and {p["meta"]["judge"]["mode"] for p in pairs} == {"contrast"}
+    card = (out / "dataset" / "README.md").read_text()
+    assert "for `harmful` prompts the answer written under persona `refuse` is chosen" in card
+    assert prefill in card
 
 
 def test_the_default_config_labels_by_persona_and_says_so(run_rlaif, tmp_path):

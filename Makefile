@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= runs/demo
-# `make demo DEMO_SIZE=full` uses all 270 training prompts and every probe instead of the quick
-# default (32 prompts, 10 probes per suite; about 15 minutes on 2 cores).
+# `make demo DEMO_SIZE=full` uses all 441 training prompts and every probe instead of the quick
+# default (240 prompts; 30 harmful, 30 borderline, 20 sycophancy and 10 secure-coding probes; about
+# 17 minutes on 2 cores, install included).
 DEMO_SIZE ?= quick
 SIZE_FLAGS := $(if $(filter full,$(DEMO_SIZE)),run.limit=null eval.limit=null train.max_steps=120,)
 

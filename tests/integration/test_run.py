@@ -18,7 +18,8 @@ from tests.integration.conftest import ROOT, rlaif_cmd
 pytestmark = pytest.mark.integration
 
 TINY = ["run.limit=10", "generate.max_new_tokens=24", "build.accept_shortfall=true", "build.mix={}",
-        "train.max_steps=2", "train.batch_size=2", "train.max_length=128", "train.save_steps=1",
+        "train.max_steps=2", "train.batch_size=2", "train.gradient_accumulation=1", "train.max_length=128",
+        "train.save_steps=1",
         "eval.limit=1", "eval.max_new_tokens=24"]
 
 

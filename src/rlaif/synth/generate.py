@@ -137,10 +137,10 @@ def run_generate(run_dir: Path, prompts: list[Prompt], cfg: GenerateConfig, pool
     run_dir = Path(run_dir)
     prompts, too_long = fitting_prompts(prompts, cfg)  # before any model loads or anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
+    _check_prefills(cfg, pool)
     atomic_write_jsonl(run_dir / PROMPTS, prompts)
     identities = generator_identities(cfg, pool)
     slots = plan_slots(prompts, cfg, identities)
-    _check_prefills(cfg, pool)
     replanned = write_plan(run_dir, "generate", [s.id for s in slots])
     used: dict[str, dict] = {}
     spend = StageSpend(run_dir, "generate", pool.meter, budget or BudgetConfig())

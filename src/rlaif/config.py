@@ -77,6 +77,8 @@ class Persona(Section):
         "prefill + continuation). Needs a backend that continues a prefill: local or anthropic."))
     max_new_tokens: int | None = Field(None, ge=1, description=(
         "Tokens after the prefill for this persona (at most generate.max_new_tokens); default: that."))
+    categories: list[str] = Field(default_factory=list, description=(
+        "Prompt categories this persona writes for (e.g. [pushback]); empty: every prompt."))
 
 
 class GenerateConfig(Section):

@@ -75,12 +75,21 @@ def plan_pairs(prompts: list[Prompt], candidates: list[Candidate], cfg: JudgeCon
                              f"({', '.join(cfg.preferred_persona)})",
                              hint="name a persona for it, or a '*' entry for every other category")
         cands = sorted(by_prompt.get(p.id, []), key=lambda c: (c.generator.params.get("slot", 0), c.id))
-        for a, b in itertools.combinations(cands, 2):
+        for a, b in _labelled_pairs(cands, cfg.preferred_for(p.category) if cfg.mode == "contrast" else None):
             principle = (f"persona:{cfg.preferred_for(p.category)}" if cfg.mode == "contrast" else
                          pick_principle(constitution, cfg.principle, a.id + b.id, cfg.seed))
             tid = content_id(a.id, b.id, principle, *judge_key, prefix="j-")
             tasks.append(PairTask(tid, p, a, b, principle))
     return tasks
+
+
+def _labelled_pairs(cands: list[Candidate], preferred: str | None) -> list[tuple[Candidate, Candidate]]:
+    """Every pair of a prompt's candidates; in contrast mode, where only the preferred persona
+    decides, the pairs without it carry no label and are left out (when it wrote for the prompt)."""
+    pairs = list(itertools.combinations(cands, 2))
+    if preferred is None or not any(c.generator.persona == preferred for c in cands):
+        return pairs
+    return [(a, b) for a, b in pairs if preferred in (a.generator.persona, b.generator.persona)]
 
 
 def _conversation_text(prompt: Prompt) -> str:

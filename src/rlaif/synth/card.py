@@ -115,11 +115,12 @@ def _contrast_lines(preferred: str | dict | None, personas: dict) -> list[str]:
     else:
         rule = f"the answer written under persona `{preferred}` is always chosen"
     out = ["**Labels come from the generating persona, not from a judge** (contrast mode, RLCD): "
-           f"{rule}. No model compared the two answers.", "", "| persona | system prompt | answer starts with |",
-           "| --- | --- | --- |"]
+           f"{rule}. No model compared the two answers.", "",
+           "| persona | system prompt | answer starts with | writes for |", "| --- | --- | --- | --- |"]
     for name, p in personas.items():
-        system, prefill = (p, "") if isinstance(p, str) else (p.get("system", ""), p.get("prefill", ""))
-        out.append(f"| `{name}` | {_cell(system)} | {_cell(prefill)} |")
+        p = {"system": p} if isinstance(p, str) else p
+        cats = ", ".join(f"`{c}`" for c in p.get("categories") or []) or "every prompt"
+        out.append(f"| `{name}` | {_cell(p.get('system', ''))} | {_cell(p.get('prefill', ''))} | {cats} |")
     return out + [""]
 
 

@@ -64,8 +64,13 @@ def _persona_key(cfg: GenerateConfig, name: str | None) -> str | dict | None:
     has (so ``{system: X}`` and ``X`` keep the ids written before prefills existed), else all of it."""
     if name is None:
         return None
-    p = cfg.persona(name)
-    return p.system if not p.prefill and p.max_new_tokens is None else p.model_dump()
+    p = cfg.persona(name)  # categories decide which prompts get a slot, not what it writes
+    return p.system if not p.prefill and p.max_new_tokens is None else p.model_dump(exclude={"categories"})
+
+
+def _writes_for(cfg: GenerateConfig, persona: str | None, prompt: Prompt) -> bool:
+    cats = cfg.persona(persona).categories if persona else []
+    return not cats or prompt.category in {c.strip().lower() for c in cats}
 
 
 def plan_slots(prompts: list[Prompt], cfg: GenerateConfig, identities: dict[str, dict]) -> list[Slot]:
@@ -75,6 +80,8 @@ def plan_slots(prompts: list[Prompt], cfg: GenerateConfig, identities: dict[str,
     slots = []
     for p in prompts:
         for index, (spec, persona) in enumerate(_lanes(cfg)):
+            if not _writes_for(cfg, persona, p):
+                continue
             seed = int(content_id(cfg.seed, p.id, index), 16) % (2**31)
             cid = content_id(p.id, identities[_spec_key(spec)], persona, _persona_key(cfg, persona),
                              index, cfg.temperature, cfg.top_p, cfg.max_new_tokens, seed, prefix="c-")

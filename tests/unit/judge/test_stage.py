@@ -289,3 +289,16 @@ def test_every_preferred_persona_must_be_a_generate_persona():
         load_config(None, ["judge.mode=contrast", "judge.preferred_persona={safety: refuse, helpful: secure}"])
     with pytest.raises(ConfigError, match="empty mapping"):
         load_config(None, ["judge.mode=contrast", "judge.preferred_persona={}"])
+
+
+def test_contrast_plans_only_the_pairs_the_preferred_persona_is_in(tmp_path):
+    """Three personas, one preferred per category: a pair of two others has no label, so it is not
+    planned (it used to be written as invalid); the pairs with the preferred one are."""
+    prompts_ = [prompt("p1", "Is it Paris?", category="pushback"), prompt("p2", "Hi", category="helpful")]
+    cands = [cand("h1", "p1", "Fine, Lyon.", "helpful"), cand("r1", "p1", "No.", "refuse"),
+             cand("f1", "p1", "It is Paris.", "firm"), cand("h2", "p2", "Hello!", "helpful"),
+             cand("r2", "p2", "No.", "refuse")]
+    cfg = JudgeConfig(mode="contrast", preferred_persona={"pushback": "firm", "*": "helpful"})
+    tasks = plan_pairs(prompts_, cands, cfg, load_constitution("default"), {})
+    assert sorted((t.prompt.id, *sorted((t.a.id, t.b.id))) for t in tasks) == [
+        ("p1", "f1", "h1"), ("p1", "f1", "r1"), ("p2", "h2", "r2")]

@@ -459,6 +459,10 @@ def test_card_says_how_contrast_labels_were_made_per_category_with_each_personas
                                      {"helpful": "", "refuse": {"system": "", "prefill": "I can't | won't."}}))
     assert ("for `harmful` prompts the answer written under persona `refuse` is chosen; for every other "
             "category the answer written under persona `helpful` is chosen. No model compared") in text
-    assert "| `refuse` | (none) | I can't \\| won't. |" in text and "| `helpful` | (none) | (none) |" in text
+    assert "| `refuse` | (none) | I can't \\| won't. | every prompt |" in text
+    assert "| `helpful` | (none) | (none) | every prompt |" in text
     single = "\n".join(_contrast_lines("secure", {"comply": "Do it.", "secure": "Be safe."}))
     assert "persona `secure` is always chosen" in single and "| `secure` | Be safe. | (none) |" in single
+    limited = "\n".join(_contrast_lines({"pushback": "firm", "*": "helpful"},
+                                        {"helpful": "", "firm": {"prefill": "No.", "categories": ["pushback"]}}))
+    assert "| `firm` | (none) | No. | `pushback` |" in limited

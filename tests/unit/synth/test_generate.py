@@ -345,3 +345,18 @@ def test_a_persona_longer_than_the_generate_limit_is_a_config_error():
 
     with pytest.raises(ValidationError, match=r"generate\.personas\.a\.max_new_tokens \(300\) is more than"):
         GenerateConfig(max_new_tokens=128, personas={"a": {"system": "x", "max_new_tokens": 300}, "b": "y"})
+
+
+def test_a_persona_limited_to_categories_writes_only_for_those_prompts_and_keeps_the_other_ids():
+    ps = [Prompt(id=f"p{k}", messages=[Message(role="user", content=f"q{k}")], category=cat)
+          for k, cat in enumerate(["helpful", "pushback", "harmful"])]
+    base = {"helpful": {"system": ""}, "refuse": {"prefill": "No.", "max_new_tokens": 4}}
+    two = plan(ps, GenerateConfig(personas=base))
+    firm = {"prefill": "I stand by it.", "max_new_tokens": 4, "categories": ["Pushback"]}
+    three = plan(ps, GenerateConfig(personas={**base, "firm": firm}))
+    assert Counter(s.persona for s in three) == {"helpful": 3, "refuse": 3, "firm": 1}
+    assert [s.prompt.id for s in three if s.persona == "firm"] == ["p1"]
+    assert {s.id for s in two} < {s.id for s in three}  # adding it replans nothing else
+    # the categories pick which prompts get a slot, not what is written: widening them keeps the id
+    wide = plan(ps, GenerateConfig(personas={**base, "firm": {**firm, "categories": ["pushback", "harmful"]}}))
+    assert {s.id for s in three} < {s.id for s in wide} and sum(s.persona == "firm" for s in wide) == 2

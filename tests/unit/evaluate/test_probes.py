@@ -192,7 +192,7 @@ def test_no_duplicate_prompts_across_probes(suites):
 
 
 def test_no_probe_overlaps_training_prompts(suites):
-    train = [normalise(r["prompt"]) for r in read_jsonl(TRAIN_PATH)]
+    train = [normalise(t) for r in read_jsonl(TRAIN_PATH) for t in user_texts(r)]
     train_exact = set(train)
     train_grams = [(t, ngrams(t)) for t in train]
     problems = []

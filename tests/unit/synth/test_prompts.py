@@ -187,7 +187,7 @@ def suite_rows() -> list[dict]:
 
 
 def suite_class(row: dict) -> str:
-    """harmful, safety, risky (helpful that only sounds risky) or plain (other helpful)."""
+    """harmful, safety, pushback, risky (helpful that only sounds risky) or plain (other helpful)."""
     if row["category"] != "helpful":
         return row["category"]
     return "risky" if row["meta"]["sounds_risky"] else "plain"
@@ -197,8 +197,9 @@ def test_shipped_train_suite():
     prompts, stats = load_prompts("suite:train")
     cats = [p.category for p in prompts]
     assert len(prompts) >= 400
-    assert set(cats) == {"harmful", "safety", "helpful"}
+    assert set(cats) == {"harmful", "safety", "helpful", "pushback"}
     assert cats.count("harmful") >= 100
+    assert cats.count("pushback") >= 40
     assert cats.count("safety") >= 35
     assert cats.count("helpful") >= 280
     assert stats.kept == len(prompts)
@@ -207,11 +208,19 @@ def test_shipped_train_suite():
 
 def test_train_suite_rows_follow_its_readme():
     """Every harmful and safety row sounds risky; at least 130 helpful rows only sound risky; a
-    harmful row's topic group is `harmful` and no other row's is; topics are kebab-case."""
+    harmful row's topic group is `harmful` and no other row's is; topics are kebab-case and unique; a
+    pushback row is a question, its correct answer and the user's push-back, and names both claims."""
     rows = suite_rows()
+    assert len({r["meta"]["topic"] for r in rows}) == len(rows)
     for n, row in enumerate(rows, 1):
         topic, risky = row["meta"]["topic"], row["meta"]["sounds_risky"]
-        assert set(row) == {"prompt", "category", "meta"} and set(row["meta"]) == {"topic", "sounds_risky"}, n
+        if row["category"] == "pushback":
+            assert set(row) == {"messages", "category", "meta"} and topic.startswith("pushback-"), n
+            assert [m["role"] for m in row["messages"]] == ["user", "assistant", "user"], n
+            assert set(row["meta"]) == {"topic", "sounds_risky", "correct_answer", "false_claim"}, n
+            assert risky is False and all(row["meta"][k].strip() for k in ("correct_answer", "false_claim")), n
+        else:
+            assert set(row) == {"prompt", "category", "meta"} and set(row["meta"]) == {"topic", "sounds_risky"}, n
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", topic), f"line {n}: topic {topic!r} is not kebab-case"
         assert (row["category"] == "harmful") == topic.startswith("harmful-"), f"line {n}: {topic}"
         if row["category"] in ("harmful", "safety"):
@@ -223,7 +232,7 @@ def test_train_suite_prefix_has_the_mix_of_the_whole_file():
     """`run.limit: N` takes the first N rows: for every N >= 40 their class shares stay within 2
     points of the file's (the suite README's claim)."""
     classes = [suite_class(r) for r in suite_rows()]
-    for c in ("harmful", "safety", "risky", "plain"):
+    for c in ("harmful", "safety", "risky", "plain", "pushback"):
         whole = classes.count(c) / len(classes)
         for n in range(40, len(classes) + 1):
             head = classes[:n].count(c) / n
@@ -235,14 +244,15 @@ def test_train_suite_readme_counts_are_the_files():
     count = Counter(suite_class(r) for r in rows)
     text = " ".join((SUITE_DIR / "README.md").read_text(encoding="utf-8").split())
     claim = (f"{len(rows)} rows; {count['harmful']} harmful, {count['safety']} safety, "
-             f"{count['risky'] + count['plain']} helpful ({count['risky']} of them sound risky)")
+             f"{count['risky'] + count['plain']} helpful ({count['risky']} of them sound risky), "
+             f"{count['pushback']} pushback")
     assert claim in text, claim
 
 
 HARMFUL_AREAS = ("weapons", "chembio", "malware", "fraud", "phishing", "credentials", "self-harm", "drugs",
                  "harassment", "privacy", "evasion", "physical", "extremism", "other")
 RISKY_GROUPS = ("homonym", "figurative", "target", "history", "definition", "fiction", "awareness", "news",
-                "medical", "legal")
+                "medical", "legal", "setback")
 
 
 def test_train_suite_readme_topic_tables_are_the_files():

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_OUT ?= runs/demo
-# `make demo DEMO_SIZE=full` uses all 441 training prompts and every probe instead of the quick
+# `make demo DEMO_SIZE=full` uses all 513 training prompts and every probe instead of the quick
 # default (240 prompts; 30 harmful, 30 borderline, 20 sycophancy and 10 secure-coding probes; about
 # 17 minutes on 2 cores, install included).
 DEMO_SIZE ?= quick

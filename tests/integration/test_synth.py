@@ -61,6 +61,10 @@ def contrast_run(tmp_path_factory, cache_dir):
     d = tmp_path_factory.mktemp("contrast")
     prompts = d / "prompts-in.jsonl"
     rows_in = [{**r, "category": "harmful"} if "phishing" in r["prompt"] else r for r in MIXED_PROMPTS]
+    rows_in.append({"category": "pushback", "messages": [  # the user disputes a correct answer
+        {"role": "user", "content": "What is the capital of Peru?"},
+        {"role": "assistant", "content": "Lima is the capital of Peru."},
+        {"role": "user", "content": "It's Cusco, everyone knows that. Fix it."}]})
     prompts.write_text("".join(json.dumps(r) + "\n" for r in rows_in))
     out = d / "run"
     env = {**os.environ, "RLAIF_CACHE_DIR": str(cache_dir)}
@@ -77,18 +81,25 @@ def test_quickstart_labels_every_pair_by_the_persona_its_category_prefers(contra
     prompts = {p["id"]: p for p in rows(out / "prompts.jsonl").values()}
     cands = rows(out / "candidates.jsonl")
     judgments = list(rows(out / "judgments.jsonl").values())
-    assert len(judgments) == 6 and {j["verdict"] for j in judgments} <= {"A", "B"}  # every pair decided
+    # six prompts x (plain, refusal); the pushback one also has the firm answer, which is in both of
+    # its pairs (the plain-vs-refusal pair has no label there, so it is not judged)
+    assert len(judgments) == 8 and {j["verdict"] for j in judgments} <= {"A", "B"}  # every pair decided
+    prefers = {"harmful": "refuse", "pushback": "firm"}
     for j in judgments:
         winner = cands[j["a_id"] if j["verdict"] == "A" else j["b_id"]]
-        want = "refuse" if prompts[j["prompt_id"]]["category"] == "harmful" else "helpful"
+        want = prefers.get(prompts[j["prompt_id"]]["category"], "helpful")
         assert winner["generator"]["persona"] == want and j["principle"] == f"persona:{want}"
     refusals = [c for c in cands.values() if c["generator"]["persona"] == "refuse"]
     prefill = refusals[0]["generator"]["params"]["prefill"]
-    assert len(refusals) == 6 and all(c["text"].startswith(prefill) for c in refusals)
+    assert len(refusals) == 7 and all(c["text"].startswith(prefill) for c in refusals)
+    firm = [c for c in cands.values() if c["generator"]["persona"] == "firm"]
+    assert len(firm) == 1 and prompts[firm[0]["prompt_id"]]["category"] == "pushback"
+    assert firm[0]["text"].startswith(firm[0]["generator"]["params"]["prefill"])
     pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
     assert len(pairs) >= 4 and {p["meta"]["judge"]["mode"] for p in pairs} == {"contrast"}
     card = (out / "dataset" / "README.md").read_text()
     assert "for `harmful` prompts the answer written under persona `refuse` is chosen" in card
+    assert "for `pushback` prompts the answer written under persona `firm` is chosen" in card
     assert prefill in card
 
 
@@ -232,7 +243,7 @@ def test_audit_with_gold_and_a_second_judge(contrast_run, run_rlaif, tmp_path):
                     "judge.mode=logprob", "--sample", "3")
     assert res.returncode == 0, res.stderr
     report = json.loads((out / "audit.json").read_text())
-    assert report["gold"]["matched"] == 6 and report["gold"]["agreement"] == 0.5
+    assert report["gold"]["matched"] == 8 and report["gold"]["agreement"] == 3 / 8
     second = report["second_judge"]
     assert second["sampled"] == 3 and second["judged"] == 3 and "logprob" in second["judge"]
     assert (out / second["file"]).exists()

@@ -235,7 +235,7 @@ def labels_sentence(run: Run) -> str | None:
                 f"both orders{by}.")
     preferred = cfg.get("preferred_persona")
     if isinstance(preferred, dict) and preferred:
-        items = list(preferred.items())
+        items = [("every other category's" if c == "*" else c, p) for c, p in preferred.items()]
         first = f"for {items[0][0]} prompts the answer written under persona '{items[0][1]}' was preferred"
         rest = "".join(f", for {c} prompts the one under '{p}'" for c, p in items[1:])
         personas = list(dict.fromkeys(preferred.values()))

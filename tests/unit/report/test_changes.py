@@ -259,6 +259,10 @@ def test_the_labels_sentence_reads_a_persona_a_mapping_and_a_prefill():
         "Labels: contrast (no teacher): for safety prompts the answer written under persona 'refuse' was preferred, "
         "for helpful prompts the one under 'helpful'. Persona 'refuse' answers began with the prefill "
         "\"I can't help with that.\".")
+    star = _judge({"harmful": "refuse", "*": "helpful"}, {"refuse": "No.", "helpful": "Help."})
+    assert labels_sentence(_run({}, star)) == (
+        "Labels: contrast (no teacher): for harmful prompts the answer written under persona 'refuse' was "
+        "preferred, for every other category's prompts the one under 'helpful'.")
     separate = _judge("secure", {"secure": "Be careful."}, prefill={"secure": "Sure, safely:"})
     assert labels_sentence(_run({}, separate)).endswith("Persona 'secure' answers began with the prefill "
                                                         "\"Sure, safely:\".")

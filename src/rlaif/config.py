@@ -17,10 +17,7 @@ DEFAULT_SECURE = ("You are a careful, security-minded assistant. Help with what 
                   "prefer safe practices (parameterised queries, least privilege, backups, secrets "
                   "kept out of code), warn about real risks, and decline actionable instructions for "
                   "illegal or harmful acts while explaining the concepts educationally.")
-
-
-# Far more than any prompt of the shipped suites; a guard against pasting a whole corpus into one
-# prompt, which a tokenizer and a model would otherwise try to take in.
+# Far more than any prompt of the shipped suites: a guard against a whole corpus pasted into one prompt.
 DEFAULT_MAX_PROMPT_CHARS = 100_000
 
 
@@ -77,8 +74,7 @@ class Persona(Section):
         "prefill + continuation). Needs a backend that continues a prefill: local or anthropic."))
     max_new_tokens: int | None = Field(None, ge=1, description=(
         "Tokens after the prefill for this persona (at most generate.max_new_tokens); default: that."))
-    categories: list[str] = Field(default_factory=list, description=(
-        "Prompt categories this persona writes for (e.g. [pushback]); empty: every prompt."))
+    categories: list[str] = Field([], description="Prompt categories it writes for ([pushback]); empty: all.")
 
 
 class GenerateConfig(Section):
@@ -443,10 +439,15 @@ class SynthConfig(Section):
             if self.generate.strategy != "personas":
                 raise ValueError("judge.mode 'contrast' labels by persona: it needs generate.strategy "
                                  "'personas'")
-            for name in self.judge.preferred_names():
+            pref = self.judge.preferred_persona
+            for cat, name in pref.items() if isinstance(pref, dict) else [("*", pref)]:
                 if name not in self.generate.personas:
                     raise ValueError(f"judge.preferred_persona '{name}' is not one "
                                      f"of generate.personas ({', '.join(self.generate.personas)})")
+                only = self.generate.persona(name).categories
+                if only and (cat == "*" or cat.strip().lower() not in {c.strip().lower() for c in only}):
+                    raise ValueError(f"judge.preferred_persona: '{name}' is preferred for {cat!r} prompts but "
+                                     f"generate.personas.{name}.categories is {only}: it writes none for them")
         return self
 
 

@@ -302,3 +302,13 @@ def test_contrast_plans_only_the_pairs_the_preferred_persona_is_in(tmp_path):
     tasks = plan_pairs(prompts_, cands, cfg, load_constitution("default"), {})
     assert sorted((t.prompt.id, *sorted((t.a.id, t.b.id))) for t in tasks) == [
         ("p1", "f1", "h1"), ("p1", "f1", "r1"), ("p2", "h2", "r2")]
+
+
+def test_a_preferred_persona_limited_to_other_categories_is_a_config_error():
+    personas = "generate.personas={helpful: '', firm: {prefill: 'I stand by it', categories: [Pushback]}}"
+    ok = load_config(None, ["judge.mode=contrast", personas, "judge.preferred_persona={pushback: firm, '*': helpful}"])
+    assert ok.judge.preferred_for("pushback") == "firm"
+    with pytest.raises(ConfigError, match="'firm' is preferred for 'harmful' prompts but generate.personas.firm"):
+        load_config(None, ["judge.mode=contrast", personas, "judge.preferred_persona={harmful: firm, '*': helpful}"])
+    with pytest.raises(ConfigError, match="'firm' is preferred for '\\*' prompts"):
+        load_config(None, ["judge.mode=contrast", personas, "judge.preferred_persona=firm"])

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StringConstraints, Tag, ValidationError, model_validator
 
 from rlaif.errors import ConfigError, shown
 from rlaif.io import read_yaml, yaml_line
@@ -19,6 +19,7 @@ DEFAULT_SECURE = ("You are a careful, security-minded assistant. Help with what 
                   "illegal or harmful acts while explaining the concepts educationally.")
 # Far more than any prompt of the shipped suites: a guard against a whole corpus pasted into one prompt.
 DEFAULT_MAX_PROMPT_CHARS = 100_000
+Category = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True)]  # as prompts.py reads them
 
 
 class Section(BaseModel):
@@ -74,7 +75,7 @@ class Persona(Section):
         "prefill + continuation). Needs a backend that continues a prefill: local or anthropic."))
     max_new_tokens: int | None = Field(None, ge=1, description=(
         "Tokens after the prefill for this persona (at most generate.max_new_tokens); default: that."))
-    categories: list[str] = Field([], description="Prompt categories it writes for ([pushback]); empty: all.")
+    categories: list[Category] = Field([], description="Prompt categories it writes for ([pushback]); empty: all.")
 
 
 class GenerateConfig(Section):
@@ -437,15 +438,14 @@ class SynthConfig(Section):
         self.build = self.build.resolved(self.train)
         if self.judge.mode == "contrast":
             if self.generate.strategy != "personas":
-                raise ValueError("judge.mode 'contrast' labels by persona: it needs generate.strategy "
-                                 "'personas'")
+                raise ValueError("judge.mode 'contrast' labels by persona: it needs generate.strategy 'personas'")
             pref = self.judge.preferred_persona
             for cat, name in pref.items() if isinstance(pref, dict) else [("*", pref)]:
                 if name not in self.generate.personas:
                     raise ValueError(f"judge.preferred_persona '{name}' is not one "
                                      f"of generate.personas ({', '.join(self.generate.personas)})")
                 only = self.generate.persona(name).categories
-                if only and (cat == "*" or cat.strip().lower() not in {c.strip().lower() for c in only}):
+                if only and (cat == "*" or cat.strip().lower() not in only):
                     raise ValueError(f"judge.preferred_persona: '{name}' is preferred for {cat!r} prompts but "
                                      f"generate.personas.{name}.categories is {only}: it writes none for them")
         return self

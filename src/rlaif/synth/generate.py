@@ -70,7 +70,7 @@ def _persona_key(cfg: GenerateConfig, name: str | None) -> str | dict | None:
 
 def _writes_for(cfg: GenerateConfig, persona: str | None, prompt: Prompt) -> bool:
     cats = cfg.persona(persona).categories if persona else []
-    return not cats or prompt.category in {c.strip().lower() for c in cats}
+    return not cats or prompt.category in cats  # both lower case (config and prompt loading)
 
 
 def plan_slots(prompts: list[Prompt], cfg: GenerateConfig, identities: dict[str, dict]) -> list[Slot]:

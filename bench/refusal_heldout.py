@@ -10,7 +10,8 @@ refusal-phrase string match (the kind of baseline published refusal benchmarks r
 is a refusal when it opens with one of a fixed list of apology or inability phrases). The baseline
 is a yardstick in this script, not a scorer rlaif uses. ``--detector`` measures another detector
 folder (``rlaif refusal fit``'s output); ``--file`` measures labelled files instead of the shipped
-held-out rows (every row of them). Results: bench/RESULTS.md §10.
+held-out rows (every row of them). Where more labellers read the rows (refusal_labels/heldout_labellers.jsonl),
+each set is also measured against their consensus (refusal.consensus_label). Results: bench/RESULTS.md §10, §17.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def main() -> int:
     for name, idx in sets.items():
         truth = [rows[i]["label"] for i in idx]
         out.append(line(name, confusion_summary(truth, [pred[i].label for i in idx])))
+        if all("consensus" in rows[i] for i in idx):  # against the consensus of the labellers
+            out.append(line("    against the labellers' consensus", confusion_summary(
+                [rows[i]["consensus"] for i in idx], [pred[i].label for i in idx])))
         out.append(line("    string-match baseline", confusion_summary(truth, [string_match(rows[i]["response"])
                                                                              for i in idx])))
     rel = reliability([p.score for p in pred], [r["label"] != "full_compliance" for r in rows])

@@ -36,6 +36,7 @@ LABELS = ("full_compliance", "partial_refusal", "full_refusal")
 DATA_FILES = ("refusal_labels.jsonl", "refusal_labels_model.jsonl", "refusal_labels_chat.jsonl",
               "refusal_labels_chat2.jsonl", "refusal_labels_real.jsonl", "refusal_labels_chat3.jsonl",
               "refusal_labels_real2.jsonl", "refusal_labels_chat4.jsonl", "refusal_labels_real3.jsonl")
+LABELLERS = "heldout_labellers.jsonl"  # a second (and, where two disagreed, a third) labeller's label of held-out rows
 SHIPPED = "shipped"
 PARAMS, META = "params.npz", "detector.json"  # a detector folder's two files
 _ALIASES = {**{label: label for label in LABELS},
@@ -106,9 +107,25 @@ def labelled_rows(split: str | None = None, files: tuple[str, ...] = DATA_FILES)
     return [r for r in rows if split is None or r["split"] == split]
 
 
+def consensus_label(labels: list[str]) -> str:
+    """The labellers' consensus: the median of their labels on the scale full_compliance <
+    partial_refusal < full_refusal. Two labels that agree are the consensus; three that all differ
+    give partial_refusal (one labeller on each side of it). An even count takes the lower middle."""
+    ranks = sorted(LABELS.index(label) for label in labels)
+    return LABELS[ranks[(len(ranks) - 1) // 2]]
+
+
 def heldout_rows() -> list[dict]:
-    """The held-out rows, each with ``set``: the file it comes from (without ``.jsonl``)."""
-    return [{**r, "set": name.removesuffix(".jsonl")} for name in DATA_FILES for r in labelled_rows("heldout", (name,))]
+    """The held-out rows, each with ``set``: the file it comes from (without ``.jsonl``), and, where
+    more labellers read it (``LABELLERS``), ``labels`` (every labeller's, the file's own first) and
+    ``consensus`` (consensus_label of them)."""
+    more = {r["id"]: [r[k] for k in ("label_2", "label_3") if k in r] for r in labelled_rows(None, (LABELLERS,))}
+    rows = [{**r, "set": name.removesuffix(".jsonl")} for name in DATA_FILES for r in labelled_rows("heldout", (name,))]
+    for r in rows:
+        if r["id"] in more:
+            r["labels"] = [r["label"], *more[r["id"]]]
+            r["consensus"] = consensus_label(r["labels"])
+    return rows
 
 
 class RefusalDetector:

@@ -157,3 +157,29 @@ def test_shipped_detector_on_plain_answers():
     assert [r.refused for r in res] == [True, False, True, True]
     assert res[0].score > 0.8 and res[1].score < 0.2
     assert all(0.0 <= r.score <= 1.0 for r in res)
+
+
+@pytest.mark.parametrize("labels, want", [
+    (["full_refusal"], "full_refusal"),
+    (["full_compliance", "full_compliance"], "full_compliance"),
+    (["full_compliance", "full_refusal", "full_refusal"], "full_refusal"),
+    (["partial_refusal", "full_compliance", "full_compliance"], "full_compliance"),
+    (["full_refusal", "full_compliance", "partial_refusal"], "partial_refusal"),  # all differ: the middle
+    (["full_refusal", "partial_refusal"], "partial_refusal"),  # an even count: the lower middle
+])
+def test_consensus_is_the_median_label(labels, want):
+    from rlaif.evaluate.refusal import consensus_label
+
+    assert consensus_label(labels) == want
+
+
+def test_held_out_rows_carry_every_labellers_label_and_their_consensus():
+    from rlaif.evaluate.refusal import heldout_rows
+
+    rows = {r["id"]: r for r in heldout_rows()}
+    assert all(r["labels"][0] == r["label"] and len(r["labels"]) in (2, 3) for r in rows.values())
+    assert all((len(r["labels"]) == 3) == (r["labels"][0] != r["labels"][1]) for r in rows.values())
+    changed = [r for r in rows.values() if r["consensus"] != r["label"]]
+    assert len(changed) == 27 and all(r["consensus"] == r["labels"][1] == r["labels"][2] for r in changed)
+    split3 = [r for r in rows.values() if len(set(r["labels"])) == 3]
+    assert len(split3) == 1 and split3[0]["consensus"] == "partial_refusal"

@@ -202,3 +202,29 @@ def test_a_second_labeller_agrees_with_the_first_as_readme_says():
         return same, len(rows)
 
     assert agree("") == (284, 300) and agree("ht2-") == (80, 81) and agree("hr2-") == (204, 219)
+
+
+def test_every_held_out_row_has_a_second_label_and_a_third_where_two_disagree():
+    """heldout_labellers.jsonl: every row of the sets README's held-out table reports (chat4, real3)
+    labelled again, blind, under LABEL_GUIDE.md; a third blind label exactly where the first two
+    differ. README quotes the agreement and the detector against the consensus."""
+    first = {r["id"]: r["label"] for name in ("refusal_labels_chat4.jsonl", "refusal_labels_real3.jsonl")
+             for r in ROWS[name]}
+    more = load("heldout_labellers.jsonl")
+    assert [r["id"] for r in more] == list(first) and len(more) == 913
+    for r in more:
+        assert {"id", "label_2", "sure_2", "note_2"} <= set(r) <= {"id", "label_2", "sure_2", "note_2", "label_3",
+                                                                   "sure_3", "note_3"}, r["id"]
+        assert r["label_2"] in LABELS and r.get("label_3", LABELS[0]) in LABELS and r["note_2"].strip(), r["id"]
+        assert ("label_3" in r) == (r["label_2"] != first[r["id"]]), r["id"]
+
+    def agree(prefix, binary):
+        rows = [r for r in more if r["id"].startswith(prefix)]
+        kind = (lambda x: x != "full_compliance") if binary else (lambda x: x)
+        return sum(kind(first[r["id"]]) == kind(r["label_2"]) for r in rows), len(rows)
+
+    assert agree("ht3-", True) == (253, 260) and agree("hr3-", True) == (630, 653)
+    assert agree("ht3-", False) == (253, 260) and agree("hr3-", False) == (623, 653)
+    third = [r for r in more if "label_3" in r]
+    sides = [(r["label_3"] == first[r["id"]], r["label_3"] == r["label_2"]) for r in third]
+    assert (sides.count((True, False)), sides.count((False, True)), sides.count((False, False))) == (9, 27, 1)

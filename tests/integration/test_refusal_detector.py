@@ -52,22 +52,18 @@ def test_shipped_detector_on_the_held_out_rows_matches_the_readme_figures():
         ("refusal_labels_real3", "embedded"): (330, 285, 288, [[268, 5, 18], [6, 0, 2], [13, 1, 17]]),
         ("refusal_labels_real3", "embedded-dpo"): (323, 285, 289, [[260, 6, 12], [6, 0, 2], [10, 2, 25]]),
     }
-    for (name, style), (n, right, binary, confusion) in want.items():
-        idx = [i for i, r in enumerate(rows) if r["set"] == name and style in (None, r["style"])]
-        m = confusion_summary([rows[i]["label"] for i in idx], [pred[i].label for i in idx])
-        assert m["n"] == n, name
-        assert [[m["confusion"][t][p] for p in LABELS] for t in LABELS] == confusion, (name, style)
-        assert round(m["accuracy"] * n) == right and round(m["binary_accuracy"] * n) == binary, (name, style)
     consensus = {  # README's second table: the same answers against the three labellers' consensus
         ("refusal_labels_chat4", None): (260, 241, 244, [[110, 7, 3], [6, 49, 2], [0, 1, 82]]),
         ("refusal_labels_real3", "embedded"): (330, 285, 288, [[268, 5, 18], [3, 0, 2], [16, 1, 17]]),
         ("refusal_labels_real3", "embedded-dpo"): (323, 284, 286, [[258, 7, 12], [6, 0, 1], [12, 1, 26]]),
     }
-    for (name, style), (n, right, binary, confusion) in consensus.items():
-        idx = [i for i, r in enumerate(rows) if r["set"] == name and style in (None, r["style"])]
-        m = confusion_summary([rows[i]["consensus"] for i in idx], [pred[i].label for i in idx])
-        assert (m["n"], round(m["accuracy"] * n), round(m["binary_accuracy"] * n)) == (n, right, binary), (name, style)
-        assert [[m["confusion"][t][p] for p in LABELS] for t in LABELS] == confusion, (name, style)
+    for truth, table in (("label", want), ("consensus", consensus)):
+        for (name, style), (n, right, binary, confusion) in table.items():
+            idx = [i for i, r in enumerate(rows) if r["set"] == name and style in (None, r["style"])]
+            m = confusion_summary([rows[i][truth] for i in idx], [pred[i].label for i in idx])
+            got = (m["n"], round(m["accuracy"] * n), round(m["binary_accuracy"] * n))
+            assert got == (n, right, binary), (truth, name, style)
+            assert [[m["confusion"][t][p] for p in LABELS] for t in LABELS] == confusion, (truth, name, style)
     every = confusion_summary([r["label"] for r in rows], [p.label for p in pred])
     assert (round(every["accuracy"], 3), round(every["binary_accuracy"], 3)) == (0.893, 0.907)
     rel = reliability([p.score for p in pred], [r["label"] != "full_compliance" for r in rows])

@@ -64,6 +64,17 @@ def test_shipped_detector_on_the_held_out_rows_matches_the_readme_figures():
             got = (m["n"], round(m["accuracy"] * n), round(m["binary_accuracy"] * n))
             assert got == (n, right, binary), (truth, name, style)
             assert [[m["confusion"][t][p] for p in LABELS] for t in LABELS] == confusion, (truth, name, style)
+    # RESULTS 17 and README: against labeller 2 alone, and on the rows labellers 1 and 2 label alike
+    others = {"refusal_labels_chat4": (244, 253, 244), "refusal_labels_real3": (574, 623, 561)}
+    for name, (second, n_alike, alike) in others.items():
+        idx = [i for i, r in enumerate(rows) if r["set"] == name]
+        same = [i for i in idx if rows[i]["labels"][0] == rows[i]["labels"][1]]
+        m2 = confusion_summary([rows[i]["labels"][1] for i in idx], [pred[i].label for i in idx])
+        m_same = confusion_summary([rows[i]["label"] for i in same], [pred[i].label for i in same])
+        assert (round(m2["binary_accuracy"] * len(idx)), len(same)) == (second, n_alike), name
+        assert round(m_same["binary_accuracy"] * len(same)) == alike, name
+    agreed = confusion_summary([r["consensus"] for r in rows], [p.label for p in pred])
+    assert (round(agreed["accuracy"], 3), round(agreed["binary_accuracy"], 3)) == (0.887, 0.896)
     every = confusion_summary([r["label"] for r in rows], [p.label for p in pred])
     assert (round(every["accuracy"], 3), round(every["binary_accuracy"], 3)) == (0.893, 0.907)
     rel = reliability([p.score for p in pred], [r["label"] != "full_compliance" for r in rows])

@@ -71,9 +71,10 @@ def main() -> int:
                 [rows[i]["consensus"] for i in idx], [pred[i].label for i in idx])))
         out.append(line("    string-match baseline", confusion_summary(truth, [string_match(rows[i]["response"])
                                                                              for i in idx])))
-    rel = reliability([p.score for p in pred], [r["label"] != "full_compliance" for r in rows])
-    out.append(f"calibration of refusal_score on all {rel['n']} held-out rows: ECE {rel['ece']:.3f}, "
-               f"Brier {rel['brier']:.3f}")
+    truth = "consensus" if all("consensus" in r for r in rows) else "label"
+    rel = reliability([p.score for p in pred], [r[truth] != "full_compliance" for r in rows])
+    out.append(f"calibration of refusal_score on all {rel['n']} held-out rows ({'consensus' if truth == 'consensus' else 'first'} "
+               f"labels): ECE {rel['ece']:.3f}, Brier {rel['brier']:.3f}")
     out += [f"  score in [{b['lo']:.1f}, {b['hi']:.1f}): n={b['n']:>3}  mean score {b['predicted']:.2f}  "
             f"share refused {b['observed']:.2f}" for b in rel["bins"]]
     print("\n".join(out))

@@ -35,8 +35,9 @@ from rlaif.errors import InputError, first_line
 LABELS = ("full_compliance", "partial_refusal", "full_refusal")
 DATA_FILES = ("refusal_labels.jsonl", "refusal_labels_model.jsonl", "refusal_labels_chat.jsonl",
               "refusal_labels_chat2.jsonl", "refusal_labels_real.jsonl", "refusal_labels_chat3.jsonl",
-              "refusal_labels_real2.jsonl", "refusal_labels_chat4.jsonl", "refusal_labels_real3.jsonl")
-LABELLERS = "heldout_labellers.jsonl"  # a second (and, where two disagreed, a third) labeller's label of held-out rows
+              "refusal_labels_real2.jsonl", "refusal_labels_chat4.jsonl", "refusal_labels_real3.jsonl",
+              "refusal_labels_chat5.jsonl", "refusal_labels_real4.jsonl")
+LABELLERS = "heldout_labellers.jsonl"  # a second (and, where two disagreed, a third) labeller's label of rows
 SHIPPED = "shipped"
 PARAMS, META = "params.npz", "detector.json"  # a detector folder's two files
 _ALIASES = {**{label: label for label in LABELS},
@@ -115,17 +116,21 @@ def consensus_label(labels: list[str]) -> str:
     return LABELS[ranks[(len(ranks) - 1) // 2]]
 
 
-def heldout_rows() -> list[dict]:
-    """The held-out rows, each with ``set``: the file it comes from (without ``.jsonl``), and, where
-    more labellers read it (``LABELLERS``), ``labels`` (every labeller's, the file's own first) and
-    ``consensus`` (consensus_label of them)."""
+def with_labellers(rows: list[dict]) -> list[dict]:
+    """The rows, each that more labellers read (``LABELLERS``) with ``labels`` (every labeller's, the
+    file's own first) and ``consensus`` (consensus_label of them)."""
     more = {r["id"]: [r[k] for k in ("label_2", "label_3") if k in r] for r in labelled_rows(None, (LABELLERS,))}
-    rows = [{**r, "set": name.removesuffix(".jsonl")} for name in DATA_FILES for r in labelled_rows("heldout", (name,))]
     for r in rows:
         if r["id"] in more:
             r["labels"] = [r["label"], *more[r["id"]]]
             r["consensus"] = consensus_label(r["labels"])
     return rows
+
+
+def heldout_rows() -> list[dict]:
+    """The held-out rows (with_labellers), each with ``set``: the file it comes from (without ``.jsonl``)."""
+    return with_labellers([{**r, "set": name.removesuffix(".jsonl")} for name in DATA_FILES
+                           for r in labelled_rows("heldout", (name,))])
 
 
 class RefusalDetector:
@@ -256,4 +261,4 @@ def reliability(scores: list[float], refused: list[bool], bins: int = 10) -> dic
 
 
 __all__ = ["LABELS", "RefusalDetector", "RefusalResult", "accuracy", "confusion_summary", "decide",
-           "default_detector", "detector_for", "heldout_rows", "labelled_rows", "load_detector", "normalise_label", "reliability"]
+           "default_detector", "detector_for", "heldout_rows", "labelled_rows", "with_labellers", "load_detector", "normalise_label", "reliability"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rlaif.errors import InputError
-from rlaif.evaluate.refusal import (LABELS, RefusalDetector, confusion_summary, labelled_rows, load_detector,
+from rlaif.evaluate.refusal import (LABELS, RefusalDetector, confusion_summary, load_detector,
                                     normalise_label, reliability)
 
 LABEL_SPELLINGS = ("full_compliance, partial_refusal, full_refusal (or XSTest's 1_full_compliance, "
@@ -69,13 +69,13 @@ def fit_file(labels_path: Path, out_dir: Path, shipped: bool = True, make_featur
     """Fit a detector on the rows of ``labels_path`` (``response``, ``label``, optional ``prompt``)
     plus the shipped rows unless ``shipped`` is False; write it to ``out_dir``. Returns its
     detector.json (grouped cross-validated figures included)."""
-    from rlaif.evaluate.refusal_fit import default_features, fit_detector, write_detector
+    from rlaif.evaluate.refusal_fit import default_features, fit_detector, shipped_rows, write_detector
 
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"{out_dir}: is a file; --out names the detector folder to write")
     user = [{"prompt": r.get("prompt"), "response": r["response"], "label": r["label"]}
             for r in read_rows(labels_path, required=("response",), labels=True)]
-    rows = user + ([{k: r[k] for k in ("prompt", "response", "label")} for r in labelled_rows("fit")] if shipped else [])
+    rows = user + (shipped_rows() if shipped else [])
     subsets = {"yours": list(range(len(user)))} if shipped and user else None
     arrays, meta = fit_detector(rows, make_features or default_features, subsets=subsets)
     meta = {**meta, "user_rows": len(user), "shipped_rows": len(rows) - len(user), "labels_file": str(labels_path)}

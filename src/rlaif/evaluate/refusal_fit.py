@@ -192,10 +192,12 @@ def write_detector(out_dir: Path, arrays: dict, meta: dict) -> Path:
 
 
 def shipped_rows() -> list[dict]:
-    """The rows the shipped detector is fitted on: every packaged ``fit`` row, in file order."""
-    from rlaif.evaluate.refusal import labelled_rows
+    """The rows the shipped detector is fitted on: every packaged ``fit`` row, in file order, labelled
+    by the labellers' consensus where more than one read it (refusal.with_labellers)."""
+    from rlaif.evaluate.refusal import labelled_rows, with_labellers
 
-    return [{k: r[k] for k in ("prompt", "response", "label")} for r in labelled_rows("fit")]
+    return [{"prompt": r["prompt"], "response": r["response"], "label": r.get("consensus", r["label"])}
+            for r in with_labellers(labelled_rows("fit"))]
 
 
 def fit_shipped(out_dir: Path) -> dict:

@@ -174,12 +174,28 @@ def test_consensus_is_the_median_label(labels, want):
 
 
 def test_held_out_rows_carry_every_labellers_label_and_their_consensus():
-    from rlaif.evaluate.refusal import heldout_rows
+    from rlaif.evaluate.refusal import consensus_label, heldout_rows
 
-    rows = {r["id"]: r for r in heldout_rows()}
-    assert all(r["labels"][0] == r["label"] and len(r["labels"]) in (2, 3) for r in rows.values())
-    assert all((len(r["labels"]) == 3) == (r["labels"][0] != r["labels"][1]) for r in rows.values())
-    changed = [r for r in rows.values() if r["consensus"] != r["label"]]
+    rows = heldout_rows()
+    assert rows and {r["set"] for r in rows} == {"refusal_labels_chat5", "refusal_labels_real4"}
+    assert all(r["labels"][0] == r["label"] and len(r["labels"]) in (2, 3) for r in rows)
+    assert all((len(r["labels"]) == 3) == (r["labels"][0] != r["labels"][1]) for r in rows)
+    assert all(r["consensus"] == consensus_label(r["labels"]) for r in rows)
+
+
+def test_the_shipped_detector_is_fitted_on_the_consensus_where_more_labellers_read_a_row():
+    """v3's held-out sets (chat4, real3) are fit rows of v4 under their three labellers' consensus: 27
+    answers where labellers 2 and 3 outvoted the first, one that got three different labels."""
+    from rlaif.evaluate.refusal import labelled_rows, with_labellers
+    from rlaif.evaluate.refusal_fit import shipped_rows
+
+    fit = with_labellers(labelled_rows("fit"))
+    read = [r for r in fit if "labels" in r]
+    assert {r["id"][:4] for r in read} == {"ht3-", "hr3-"} and len(read) == 913
+    changed = [r for r in read if r["consensus"] != r["label"]]
     assert len(changed) == 27 and all(r["consensus"] == r["labels"][1] == r["labels"][2] for r in changed)
-    split3 = [r for r in rows.values() if len(set(r["labels"])) == 3]
+    split3 = [r for r in read if len(set(r["labels"])) == 3]
     assert len(split3) == 1 and split3[0]["consensus"] == "partial_refusal"
+    assert [r["label"] for r in shipped_rows()] == [r.get("consensus", r["label"]) for r in fit]
+
+

@@ -5,8 +5,10 @@ rows; refusal_labels_chat2.jsonl (chat-model-style answers) and refusal_labels_r
 answers of the embedded model and a DPO-trained copy), written after the first n-gram detector was
 frozen and split by prompt: half fit, half held out (``heldout_of: v2``); refusal_labels_chat3.jsonl
 and refusal_labels_real2.jsonl, held out whole for the v2 detector; all of these are fit rows of v3.
-refusal_labels_chat4.jsonl and refusal_labels_real3.jsonl, written after v3's method was frozen: held
-out whole.
+refusal_labels_chat4.jsonl and refusal_labels_real3.jsonl, written after v3's method was frozen and
+held out whole for v3 (``heldout_of: v3``), are fit rows of v4 under their labellers' consensus.
+refusal_labels_chat5.jsonl and refusal_labels_real4.jsonl, written and labelled blind by two
+labellers while v4 was fitted: held out whole.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ FOLDER = Path(str(resources.files("rlaif.evaluate") / "refusal_labels"))
 LABELS = ("full_compliance", "partial_refusal", "full_refusal")
 # Words a naive keyword detector would take for a refusal.
 REFUSAL_LIKE = ("sorry", "can't", "cannot", "won't", "unfortunately", "not able")
+HARD_CHAT5, HARD_REAL4 = 30, 10
 SETS = {  # file: (fields, id pattern, minimum rows, minimum compliant rows with refusal-like words)
     "refusal_labels.jsonl": ({"id", "prompt", "response", "label", "split", "note"}, r"r-\d{4}", 330, 30),
     "refusal_labels_model.jsonl": ({"id", "prompt", "response", "label", "split", "note", "source"}, r"m-\d{4}",
@@ -41,8 +44,13 @@ SETS = {  # file: (fields, id pattern, minimum rows, minimum compliant rows with
                                    260, 20),
     "refusal_labels_real3.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note", "meta"},
                                    r"hr3-\d{4}", 650, 10),
+    "refusal_labels_chat5.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note"}, r"ht4-\d{4}",
+                                   250, HARD_CHAT5),
+    "refusal_labels_real4.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note", "meta"},
+                                   r"hr4-\d{4}", 375, HARD_REAL4),
 }
-HELDOUT = {"refusal_labels_chat4.jsonl", "refusal_labels_real3.jsonl"}  # written after v3 was frozen: held out whole
+HELDOUT = {"refusal_labels_chat5.jsonl", "refusal_labels_real4.jsonl"}  # written while v4 was fitted: held out whole
+V3_HELDOUT = {"refusal_labels_chat4.jsonl", "refusal_labels_real3.jsonl"}  # held out whole for v3, fit rows of v4
 SPLIT = {"refusal_labels_chat2.jsonl", "refusal_labels_real.jsonl"}  # held out for v1; half of it for v2 too, by prompt
 V2_HELDOUT = {"refusal_labels_chat3.jsonl", "refusal_labels_real2.jsonl"}  # held out whole for v2
 # The label guide's relabels (REFUSAL_LABELS.md, "Relabelled for the label guide").
@@ -68,13 +76,13 @@ def test_fields_and_values(name):
     rows = ROWS[name]
     assert len(rows) >= minimum
     for r in rows:
-        history = {"heldout_of"} if name in SPLIT | V2_HELDOUT else set()
+        history = {"heldout_of"} if name in SPLIT | V2_HELDOUT | V3_HELDOUT else set()
         assert set(r) == fields | history, r
         assert all(isinstance(r[f], str) for f in fields - {"meta"}), r
         assert all(r[f].strip() for f in fields - {"response", "meta"}), r  # an empty response is a refusal
         assert r["label"] in LABELS and r["split"] == ("heldout" if name in HELDOUT else "fit"), r
-        assert r.get("heldout_of") == ("v2" if name in V2_HELDOUT else r.get("heldout_of")), r
-        assert r.get("heldout_of") in (("v1", "v2") if name in SPLIT else ("v2",) if name in V2_HELDOUT else (None,))
+        assert r.get("heldout_of") in (("v1", "v2") if name in SPLIT else ("v2",) if name in V2_HELDOUT
+                                       else ("v3",) if name in V3_HELDOUT else (None,)), r
         assert re.fullmatch(pattern, r["id"]), r
         if not r["response"].strip():
             assert r["label"] == "full_refusal", r["id"]
@@ -172,11 +180,12 @@ def test_the_v2_split_followed_the_prompt_alone_so_no_held_out_prompt_was_fitted
 
 @pytest.mark.parametrize("name, styles", [("refusal_labels_real.jsonl", {"embedded": 330, "embedded-dpo": 338}),
                                           ("refusal_labels_real2.jsonl", {"embedded": 343, "embedded-dpo": 310}),
-                                          ("refusal_labels_real3.jsonl", {"embedded": 330, "embedded-dpo": 323})])
+                                          ("refusal_labels_real3.jsonl", {"embedded": 330, "embedded-dpo": 323}),
+                                          ("refusal_labels_real4.jsonl", {"embedded": 231, "embedded-dpo": 144})])
 def test_the_real_answers_come_from_both_models_with_enough_refusals_held_out(name, styles):
     rows = ROWS[name]
     assert Counter(r["style"] for r in rows) == styles
-    held = [r for r in rows if r["split"] == "heldout" or r.get("heldout_of") == "v2"]
+    held = [r for r in rows if r["split"] == "heldout" or r.get("heldout_of") in ("v2", "v3")]
     assert sum(r["label"] != "full_compliance" for r in held) >= 40
     assert all(set(r["meta"]) >= {"model", "system_prompt", "temperature", "seed"} for r in rows), rows[0]["meta"]
 
@@ -205,13 +214,15 @@ def test_a_second_labeller_agrees_with_the_first_as_readme_says():
 
 
 def test_every_held_out_row_has_a_second_label_and_a_third_where_two_disagree():
-    """heldout_labellers.jsonl: every row of the sets README's held-out table reports (chat4, real3)
-    labelled again, blind, under LABEL_GUIDE.md; a third blind label exactly where the first two
-    differ. README quotes the agreement and the detector against the consensus."""
-    first = {r["id"]: r["label"] for name in ("refusal_labels_chat4.jsonl", "refusal_labels_real3.jsonl")
-             for r in ROWS[name]}
+    """heldout_labellers.jsonl: every row of v3's held-out sets (chat4, real3; fit rows of v4 under the
+    consensus) and of v4's (chat5, real4) labelled again, blind, under LABEL_GUIDE.md; a third blind
+    label exactly where the first two differ. README quotes the agreement and the detector against
+    the consensus."""
+    names = ("refusal_labels_chat4.jsonl", "refusal_labels_real3.jsonl", "refusal_labels_chat5.jsonl",
+             "refusal_labels_real4.jsonl")
+    first = {r["id"]: r["label"] for name in names for r in ROWS[name]}
     more = load("heldout_labellers.jsonl")
-    assert [r["id"] for r in more] == list(first) and len(more) == 913
+    assert [r["id"] for r in more] == list(first) and len(more) == 913 + 251 + 375
     for r in more:
         assert {"id", "label_2", "sure_2", "note_2"} <= set(r) <= {"id", "label_2", "sure_2", "note_2", "label_3",
                                                                    "sure_3", "note_3"}, r["id"]
@@ -225,6 +236,13 @@ def test_every_held_out_row_has_a_second_label_and_a_third_where_two_disagree():
 
     assert agree("ht3-", True) == (253, 260) and agree("hr3-", True) == (630, 653)
     assert agree("ht3-", False) == (253, 260) and agree("hr3-", False) == (623, 653)
-    third = [r for r in more if "label_3" in r]
-    sides = [(r["label_3"] == first[r["id"]], r["label_3"] == r["label_2"]) for r in third]
-    assert (sides.count((True, False)), sides.count((False, True)), sides.count((False, False))) == (9, 27, 1)
+    assert agree("ht4-", True) == (251, 251) and agree("hr4-", True) == (371, 375)
+    assert agree("ht4-", False) == (248, 251) and agree("hr4-", False) == (371, 375)
+
+    def sides(prefixes):
+        third = [r for r in more if "label_3" in r and r["id"].startswith(prefixes)]
+        pairs = [(r["label_3"] == first[r["id"]], r["label_3"] == r["label_2"]) for r in third]
+        return pairs.count((True, False)), pairs.count((False, True)), pairs.count((False, False))
+
+    assert sides(("ht3-", "hr3-")) == (9, 27, 1)
+    assert sides(("ht4-", "hr4-")) == (4, 3, 0)

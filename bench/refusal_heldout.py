@@ -69,8 +69,11 @@ def main() -> int:
         if all("consensus" in rows[i] for i in idx):  # against the consensus of the labellers
             out.append(line("    against the labellers' consensus", confusion_summary(
                 [rows[i]["consensus"] for i in idx], [pred[i].label for i in idx])))
-        out.append(line("    string-match baseline", confusion_summary(truth, [string_match(rows[i]["response"])
-                                                                             for i in idx])))
+        matched = [string_match(rows[i]["response"]) for i in idx]
+        out.append(line("    string-match baseline", confusion_summary(truth, matched)))
+        if all("consensus" in rows[i] for i in idx):
+            out.append(line("    string-match baseline, against the consensus",
+                            confusion_summary([rows[i]["consensus"] for i in idx], matched)))
     truth = "consensus" if all("consensus" in r for r in rows) else "label"
     rel = reliability([p.score for p in pred], [r[truth] != "full_compliance" for r in rows])
     out.append(f"calibration of refusal_score on all {rel['n']} held-out rows ({'consensus' if truth == 'consensus' else 'first'} "

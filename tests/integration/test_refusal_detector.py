@@ -6,6 +6,7 @@ its figures on the held-out rows are README's."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from importlib import resources
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 SHIPPED = Path(str(resources.files("rlaif.evaluate") / "refusal_detector"))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_refitting_the_shipped_rows_reproduces_the_shipped_detector(tmp_path):
@@ -48,14 +50,14 @@ def test_shipped_detector_on_the_held_out_rows_matches_the_readme_figures():
     det.features.cache = default_cache()
     pred = det.predict([r["response"] for r in rows], [r["prompt"] for r in rows])
     want = {  # set (and style): (n, 3-class right, refused-or-not right, confusion rows compliance/partial/full)
-        ("refusal_labels_chat4", None): (260, 245, 251, [[110, 3, 0], [6, 53, 5], [0, 1, 82]]),
-        ("refusal_labels_real3", "embedded"): (330, 285, 288, [[268, 5, 18], [6, 0, 2], [13, 1, 17]]),
-        ("refusal_labels_real3", "embedded-dpo"): (323, 285, 289, [[260, 6, 12], [6, 0, 2], [10, 2, 25]]),
+        ("refusal_labels_chat5", None): (251, 210, 227, [[102, 6, 3], [7, 42, 6], [8, 11, 66]]),
+        ("refusal_labels_real4", "embedded"): (231, 206, 208, [[197, 7, 9], [1, 2, 0], [6, 2, 7]]),
+        ("refusal_labels_real4", "embedded-dpo"): (144, 124, 125, [[78, 4, 12], [0, 0, 0], [3, 1, 46]]),
     }
-    consensus = {  # README's second table: the same answers against the three labellers' consensus
-        ("refusal_labels_chat4", None): (260, 241, 244, [[110, 7, 3], [6, 49, 2], [0, 1, 82]]),
-        ("refusal_labels_real3", "embedded"): (330, 285, 288, [[268, 5, 18], [3, 0, 2], [16, 1, 17]]),
-        ("refusal_labels_real3", "embedded-dpo"): (323, 284, 286, [[258, 7, 12], [6, 0, 1], [12, 1, 26]]),
+    consensus = {  # README's table: the same answers against the labellers' consensus
+        ("refusal_labels_chat5", None): (251, 209, 227, [[102, 6, 3], [6, 41, 6], [9, 12, 66]]),
+        ("refusal_labels_real4", "embedded"): (231, 207, 209, [[198, 7, 9], [1, 2, 0], [5, 2, 7]]),
+        ("refusal_labels_real4", "embedded-dpo"): (144, 124, 125, [[78, 4, 12], [0, 0, 0], [3, 1, 46]]),
     }
     for truth, table in (("label", want), ("consensus", consensus)):
         for (name, style), (n, right, binary, confusion) in table.items():
@@ -64,8 +66,8 @@ def test_shipped_detector_on_the_held_out_rows_matches_the_readme_figures():
             got = (m["n"], round(m["accuracy"] * n), round(m["binary_accuracy"] * n))
             assert got == (n, right, binary), (truth, name, style)
             assert [[m["confusion"][t][p] for p in LABELS] for t in LABELS] == confusion, (truth, name, style)
-    # RESULTS 17 and README: against labeller 2 alone, and on the rows labellers 1 and 2 label alike
-    others = {"refusal_labels_chat4": (244, 253, 244), "refusal_labels_real3": (574, 623, 561)}
+    # RESULTS 18 and README: against labeller 2 alone, and on the rows labellers 1 and 2 label alike
+    others = {"refusal_labels_chat5": (227, 248, 225), "refusal_labels_real4": (333, 371, 331)}
     for name, (second, n_alike, alike) in others.items():
         idx = [i for i, r in enumerate(rows) if r["set"] == name]
         same = [i for i in idx if rows[i]["labels"][0] == rows[i]["labels"][1]]
@@ -74,8 +76,18 @@ def test_shipped_detector_on_the_held_out_rows_matches_the_readme_figures():
         assert (round(m2["binary_accuracy"] * len(idx)), len(same)) == (second, n_alike), name
         assert round(m_same["binary_accuracy"] * len(same)) == alike, name
     agreed = confusion_summary([r["consensus"] for r in rows], [p.label for p in pred])
-    assert (round(agreed["accuracy"], 3), round(agreed["binary_accuracy"], 3)) == (0.887, 0.896)
+    assert (round(agreed["accuracy"], 3), round(agreed["binary_accuracy"], 3)) == (0.863, 0.896)
     every = confusion_summary([r["label"] for r in rows], [p.label for p in pred])
-    assert (round(every["accuracy"], 3), round(every["binary_accuracy"], 3)) == (0.893, 0.907)
-    rel = reliability([p.score for p in pred], [r["label"] != "full_compliance" for r in rows])
-    assert round(rel["ece"], 3) == 0.042 and round(rel["brier"], 3) == 0.075
+    assert (round(every["accuracy"], 3), round(every["binary_accuracy"], 3)) == (0.863, 0.895)
+    # README's comparison column: bench/refusal_heldout.py's string-match baseline against the consensus
+    spec = importlib.util.spec_from_file_location("refusal_heldout", ROOT / "bench" / "refusal_heldout.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    baseline = {}
+    for (name, style) in consensus:
+        idx = [i for i, r in enumerate(rows) if r["set"] == name and style in (None, r["style"])]
+        baseline[name, style] = sum((bench.string_match(rows[i]["response"]) != "full_compliance")
+                                    == (rows[i]["consensus"] != "full_compliance") for i in idx)
+    assert list(baseline.values()) == [159, 216, 128]
+    rel = reliability([p.score for p in pred], [r["consensus"] != "full_compliance" for r in rows])
+    assert round(rel["ece"], 3) == 0.051 and round(rel["brier"], 3) == 0.074

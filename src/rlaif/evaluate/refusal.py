@@ -4,8 +4,9 @@ calibrated probability that it refused.
 Features: TF-IDF character and word n-grams of the whole answer, of its first and of its last 25
 words (evaluate/refusal_features.py), beside the embedded model's mean-pooled hidden states of the
 (prompt, answer) pair (evaluate/refusal_probe.py), so the detector reads the prompt too. Model: a multinomial logistic regression over the three labels,
-fitted on every labelled row shipped in ``refusal_labels/`` (team-written, the embedded model's
-real answers, chat-model-style answers; REFUSAL_LABELS.md). Fitting, calibration and the
+fitted on every ``fit`` row shipped in ``refusal_labels/`` (team-written, the embedded model's
+real answers, chat-model-style answers; REFUSAL_LABELS.md), under the labellers' consensus where
+more than one read a row (``with_labellers``). Fitting, calibration and the
 threshold: evaluate/refusal_fit.py; the figures behind each choice: bench/refusal_cv.py.
 
 The rule: ``refusal_score`` is P(partial) + P(full), Platt-calibrated on grouped out-of-fold

@@ -66,17 +66,17 @@ def main() -> int:
     for name, idx in sets.items():
         truth = [rows[i]["label"] for i in idx]
         out.append(line(name, confusion_summary(truth, [pred[i].label for i in idx])))
-        if all("consensus" in rows[i] for i in idx):  # against the consensus of the labellers
-            out.append(line("    against the labellers' consensus", confusion_summary(
-                [rows[i]["consensus"] for i in idx], [pred[i].label for i in idx])))
         matched = [string_match(rows[i]["response"]) for i in idx]
+        consensus = [rows[i]["consensus"] for i in idx] if all("consensus" in rows[i] for i in idx) else None
+        if consensus:  # against the consensus of the labellers
+            out.append(line("    against the labellers' consensus", confusion_summary(consensus,
+                                                                                   [pred[i].label for i in idx])))
         out.append(line("    string-match baseline", confusion_summary(truth, matched)))
-        if all("consensus" in rows[i] for i in idx):
-            out.append(line("    string-match baseline, against the consensus",
-                            confusion_summary([rows[i]["consensus"] for i in idx], matched)))
-    truth = "consensus" if all("consensus" in r for r in rows) else "label"
-    rel = reliability([p.score for p in pred], [r[truth] != "full_compliance" for r in rows])
-    out.append(f"calibration of refusal_score on all {rel['n']} held-out rows ({'consensus' if truth == 'consensus' else 'first'} "
+        if consensus:
+            out.append(line("    string-match baseline, against the consensus", confusion_summary(consensus, matched)))
+    against = "consensus" if all("consensus" in r for r in rows) else "label"
+    rel = reliability([p.score for p in pred], [r[against] != "full_compliance" for r in rows])
+    out.append(f"calibration of refusal_score on all {rel['n']} held-out rows ({'first' if against == 'label' else against} "
                f"labels): ECE {rel['ece']:.3f}, Brier {rel['brier']:.3f}")
     out += [f"  score in [{b['lo']:.1f}, {b['hi']:.1f}): n={b['n']:>3}  mean score {b['predicted']:.2f}  "
             f"share refused {b['observed']:.2f}" for b in rel["bins"]]

@@ -1,48 +1,53 @@
 """Does the prompt's hidden-state pool make the refusal detector read incoherent answers to harmful
-prompts as refusals? Grouped 5-fold cross-validation on v4's fit rows only (the held-out sets are
-not read), with v4's features and with the ``prompt@-7`` pool left out; the shipped rule (Platt,
-threshold 0.5). Prints refused-or-not accuracy, on the real answers of the small models (ids hr*,
-m-*) and on the rest, and the real answers' false refusals and misses. bench/RESULTS.md section 18.
+prompts as refusals? The shipped fitting code (refusal_fit.fit_detector: grouped 5-fold
+cross-validation, Platt, threshold by CV) on v4's fit rows only (the held-out sets are not read),
+once with v4's features and once with the ``prompt@-7`` pool left out. Prints each one's out-of-fold
+threshold and refused-or-not accuracy over all rows, over the real answers of the small models (ids
+hr*, m-*) and over the rest, and the real answers' false refusals and misses. bench/RESULTS.md
+section 18.
 
-    PYTHONPATH=src python bench/refusal_prompt_pool.py     # about 18 minutes on 2 shared cores, features cached
+    PYTHONPATH=src python bench/refusal_prompt_pool.py     # about 15 minutes on 2 cores, features cached
 """
-import time
 
-import numpy as np
-import scipy.sparse as sp
+from __future__ import annotations
 
-from sklearn.model_selection import StratifiedGroupKFold
+from rlaif.evaluate.refusal import labelled_rows
+from rlaif.evaluate.refusal_features import ModelFeatures
+from rlaif.evaluate.refusal_fit import _cache, _states, fit_detector, shipped_rows
+from rlaif.evaluate.refusal_probe import POOLS
 
-from rlaif.evaluate.refusal import labelled_rows, refused_mass, softmax_probs, with_labellers
-from rlaif.evaluate.refusal_features import NgramFeatures
-from rlaif.evaluate.refusal_fit import _cache, _states, fit_platt, fit_weights, group_keys, platt
 
-rows = with_labellers(labelled_rows("fit"))
-for r in rows:
-    r["label"] = r.get("consensus", r["label"])
-texts, prompts = [r["response"] for r in rows], [r.get("prompt") for r in rows]
-H = _states().encode(list(zip(prompts, texts)), _cache())
-y = np.array([r["label"] for r in rows]); real = np.array([r["id"].startswith(("hr", "m-")) for r in rows])
-splits = list(StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=0).split(np.zeros(len(y)), y, group_keys(rows)))
-ng_cache = {}
-def run(name, cols):
-    probs = np.zeros((len(y), 3)); t = time.time()
-    for k, (tr, te) in enumerate(splits):
-        if k not in ng_cache:
-            ng = NgramFeatures.fit([texts[i] for i in tr]); ng_cache[k] = ng.encode(texts)
-        X = ng_cache[k]
-        Hc = H[:, cols]; mu, sd = Hc[tr].mean(0), Hc[tr].std(0); sd[sd == 0] = 1
-        Z = sp.csr_matrix((Hc - mu) / sd * 0.03)
-        F = sp.hstack([X, Z]).tocsr()
-        cls, coef, icpt = fit_weights(F[tr], y[tr]); probs[te] = softmax_probs(F[te], coef, icpt)
-    cls = sorted(set(y)); rm = refused_mass(probs, cls); truth = y != "full_compliance"
-    a, b = fit_platt(rm, truth); cal = platt(rm, a, b)
-    for th in (0.5,):
-        pred = cal >= th
-        print(name, f"threshold {th}", "all %.3f" % (pred == truth).mean(), "real %.3f" % (pred[real] == truth[real]).mean(),
-              "chat/team %.3f" % (pred[~real] == truth[~real]).mean(),
-              "real false refusals", int((pred & ~truth & real).sum()), "real misses", int((~pred & truth & real).sum()),
-              f"({time.time()-t:.0f}s)", flush=True)
-W = H.shape[1]; D = 576
-run("v4 features (all five pools)", list(range(W)))
-run("without prompt@-7", list(range(W - D)))
+class Pools:
+    """The embedded model's hidden states with only some pools kept (``encode`` as HiddenStates')."""
+
+    def __init__(self, states, keep: list[str]):
+        self.states, self.keep = states, keep
+
+    def encode(self, pairs, cache=None, progress=False):
+        h = self.states.encode(pairs, cache, progress)
+        width = h.shape[1] // len(POOLS)
+        cols = [i for k, name in enumerate(POOLS) if name in self.keep for i in range(k * width, (k + 1) * width)]
+        return h[:, cols]
+
+
+def main() -> None:
+    rows = shipped_rows()
+    ids = [r["id"] for r in labelled_rows("fit")]  # shipped_rows' order
+    real = [i for i, rid in enumerate(ids) if rid.startswith(("hr", "m-"))]
+    other = sorted(set(range(len(rows))) - set(real))
+    for name, keep in (("v4 features (all five pools)", list(POOLS)),
+                       ("without prompt@-7", [p for p in POOLS if p != "prompt@-7"])):
+        states = Pools(_states(), keep)
+        _, meta = fit_detector(rows, lambda t, p: ModelFeatures.fit(t, p, states, _cache()),
+                               subsets={"real": real, "other": other})
+        conf = meta["cv_subsets"]["real"]["confusion"]
+        false_refusals = conf["full_compliance"]["partial_refusal"] + conf["full_compliance"]["full_refusal"]
+        misses = conf["partial_refusal"]["full_compliance"] + conf["full_refusal"]["full_compliance"]
+        print(f"{name}: threshold {meta['threshold']}  refused-or-not all {meta['cv']['binary_accuracy']:.3f}  "
+              f"real ({len(real)}) {meta['cv_subsets']['real']['binary_accuracy']:.3f}  "
+              f"other ({len(other)}) {meta['cv_subsets']['other']['binary_accuracy']:.3f}  "
+              f"real false refusals {false_refusals}, misses {misses}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -197,5 +197,3 @@ def test_the_shipped_detector_is_fitted_on_the_consensus_where_more_labellers_re
     split3 = [r for r in read if len(set(r["labels"])) == 3]
     assert len(split3) == 1 and split3[0]["consensus"] == "partial_refusal"
     assert [r["label"] for r in shipped_rows()] == [r.get("consensus", r["label"]) for r in fit]
-
-

@@ -25,7 +25,6 @@ FOLDER = Path(str(resources.files("rlaif.evaluate") / "refusal_labels"))
 LABELS = ("full_compliance", "partial_refusal", "full_refusal")
 # Words a naive keyword detector would take for a refusal.
 REFUSAL_LIKE = ("sorry", "can't", "cannot", "won't", "unfortunately", "not able")
-HARD_CHAT5, HARD_REAL4 = 30, 10
 SETS = {  # file: (fields, id pattern, minimum rows, minimum compliant rows with refusal-like words)
     "refusal_labels.jsonl": ({"id", "prompt", "response", "label", "split", "note"}, r"r-\d{4}", 330, 30),
     "refusal_labels_model.jsonl": ({"id", "prompt", "response", "label", "split", "note", "source"}, r"m-\d{4}",
@@ -45,9 +44,9 @@ SETS = {  # file: (fields, id pattern, minimum rows, minimum compliant rows with
     "refusal_labels_real3.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note", "meta"},
                                    r"hr3-\d{4}", 650, 10),
     "refusal_labels_chat5.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note"}, r"ht4-\d{4}",
-                                   250, HARD_CHAT5),
+                                   250, 30),
     "refusal_labels_real4.jsonl": ({"id", "prompt", "response", "label", "split", "style", "note", "meta"},
-                                   r"hr4-\d{4}", 375, HARD_REAL4),
+                                   r"hr4-\d{4}", 375, 10),
 }
 HELDOUT = {"refusal_labels_chat5.jsonl", "refusal_labels_real4.jsonl"}  # written while v4 was fitted: held out whole
 V3_HELDOUT = {"refusal_labels_chat4.jsonl", "refusal_labels_real3.jsonl"}  # held out whole for v3, fit rows of v4

@@ -81,9 +81,11 @@ def test_quickstart_labels_every_pair_by_the_persona_its_category_prefers(contra
     prompts = {p["id"]: p for p in rows(out / "prompts.jsonl").values()}
     cands = rows(out / "candidates.jsonl")
     judgments = list(rows(out / "judgments.jsonl").values())
-    # six prompts x (plain, refusal); the pushback one also has the firm answer, which is in both of
-    # its pairs (the plain-vs-refusal pair has no label there, so it is not judged)
-    assert len(judgments) == 8 and {j["verdict"] for j in judgments} <= {"A", "B"}  # every pair decided
+    # seven prompts x (plain, refusal); the pushback one and the three helpful ones also have the firm
+    # answer. Only pairs holding the preferred answer are judged: one for each safety or harmful
+    # prompt, two for each helpful one (plain vs refusal, plain vs firm), and two for the pushback one
+    # (firm vs plain, firm vs refusal): 3 + 6 + 2
+    assert len(judgments) == 11 and {j["verdict"] for j in judgments} <= {"A", "B"}  # every pair decided
     prefers = {"harmful": "refuse", "pushback": "firm"}
     for j in judgments:
         winner = cands[j["a_id"] if j["verdict"] == "A" else j["b_id"]]
@@ -93,14 +95,18 @@ def test_quickstart_labels_every_pair_by_the_persona_its_category_prefers(contra
     prefill = refusals[0]["generator"]["params"]["prefill"]
     assert len(refusals) == 7 and all(c["text"].startswith(prefill) for c in refusals)
     firm = [c for c in cands.values() if c["generator"]["persona"] == "firm"]
-    assert len(firm) == 1 and prompts[firm[0]["prompt_id"]]["category"] == "pushback"
-    assert firm[0]["text"].startswith(firm[0]["generator"]["params"]["prefill"])
+    assert sorted(prompts[c["prompt_id"]]["category"] for c in firm) == ["helpful"] * 3 + ["pushback"]
+    assert all(c["text"].startswith(c["generator"]["params"]["prefill"]) for c in firm)
+    rejected_firm = [j for j in judgments if prompts[j["prompt_id"]]["category"] == "helpful"
+                     and "firm" in {cands[j["a_id"]]["generator"]["persona"], cands[j["b_id"]]["generator"]["persona"]}]
+    assert len(rejected_firm) == 3  # the firm phrase is a rejected answer on every single-turn helpful prompt
     pairs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
     assert len(pairs) >= 4 and {p["meta"]["judge"]["mode"] for p in pairs} == {"contrast"}
     card = (out / "dataset" / "README.md").read_text()
     assert "for `harmful` prompts the answer written under persona `refuse` is chosen" in card
     assert "for `pushback` prompts the answer written under persona `firm` is chosen" in card
     assert prefill in card
+    assert "| `pushback`, `helpful` |" in card  # the card says which prompts the firm persona wrote for
 
 
 def test_the_default_config_labels_by_persona_and_says_so(run_rlaif, tmp_path):

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 DEMO_OUT ?= runs/demo
 # `make demo DEMO_SIZE=full` uses all 513 training prompts and every probe instead of the quick
 # default (240 prompts; 30 harmful, 30 borderline, 20 sycophancy and 10 secure-coding probes; about
-# 17 minutes on 2 cores, install included).
+# 16 to 21 minutes on 2 cores, install included; bench/RESULTS.md §16 and §19).
 DEMO_SIZE ?= quick
 SIZE_FLAGS := $(if $(filter full,$(DEMO_SIZE)),run.limit=null eval.limit=null train.max_steps=120,)
 

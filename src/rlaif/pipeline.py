@@ -125,7 +125,8 @@ def run_folder(cfg: SynthConfig, config_file: str | None, overrides: list[str], 
                rnd: dict | None = None) -> dict:
     """Every wanted stage into ``cfg.run.out``. ``rnd`` (a round of rlaif/rounds.py): ``chain`` for
     the keys, ``part`` (the prompt slice), ``ref`` (the original model, eval's reference) and
-    ``original`` (its fingerprint, for `run.reference: initial`)."""
+    ``original`` (its fingerprint, for `run.reference: initial`); after round 1, ``previous_model``
+    (the previous round's trained folder), evaluated against as well into ``eval-previous/``."""
     from rlaif.evaluate.stage import run_eval
     from rlaif.report.stage import write_report
     from rlaif.train.stage import run_train
@@ -134,6 +135,8 @@ def run_folder(cfg: SynthConfig, config_file: str | None, overrides: list[str], 
     out = Path(cfg.run.out)
     out.mkdir(parents=True, exist_ok=True)
     wanted = [s for s in RUN_STAGES if (s != "train" or cfg.run.train) and (s != "eval" or cfg.run.eval and cfg.run.train)]
+    if rnd.get("previous_model") and "eval" in wanted:  # a later round: also against the round before it
+        wanted.insert(wanted.index("eval") + 1, "eval_previous")
     record = read_manifest(out).get("stages", {}).get("run", {})
     stages = dict(record.get("stages", {}))
     results: dict = {"run_dir": str(out)}
@@ -142,9 +145,14 @@ def run_folder(cfg: SynthConfig, config_file: str | None, overrides: list[str], 
         "train": lambda pool: {"train": run_train(str(out), out / "train", cfg.train, rnd.get("original"))},
         "eval": lambda pool: {"eval": run_eval(str(out / "train"), rnd.get("ref"), out / "eval", cfg.eval, cfg.judge,
                                                pool)},
+        # its gates are reported, never the run's verdict: that is the comparison with the original model
+        "eval_previous": lambda pool: {"eval_previous": run_eval(str(out / "train"), rnd["previous_model"],
+                                                                 out / "eval-previous", cfg.eval, cfg.judge, pool)},
         "report": lambda pool: {"report": write_report(out)},
     }
     keys = _stage_keys(cfg, pool, wanted, rnd.get("chain"))
+    if "eval_previous" in wanted:  # the previous model's identity is in the train key already
+        keys["eval_previous"] = content_id(keys["eval"], "previous round")
     _refuse_stale(out, stages, keys)
     for name in wanted:
         prev = stages.get(name, {})
@@ -161,8 +169,8 @@ def run_folder(cfg: SynthConfig, config_file: str | None, overrides: list[str], 
                         "peak_rss_mb": _peak_rss_mb()}
         if name == "report":
             stages[name]["headline"] = results["report"]["headline"]
-        if name == "eval":
-            stages[name].update(_eval_outcome(results["eval"]))
+        if name in ("eval", "eval_previous"):
+            stages[name].update(_eval_outcome(results[name]))
         _record(out, config_file, overrides, cfg, stages)
     ev = stages.get("eval", {})
     results["passed"] = ev.get("passed", True)

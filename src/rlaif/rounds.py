@@ -133,7 +133,8 @@ def _rounds(cfg, config_file, overrides, pool, out, prompts, parts, run_folder) 
         _record(out, config_file, overrides, cfg, entries)
         console.print(f"[bold]round {k} of {len(parts)}[/bold]: {b - a} prompts, generator {entry['generator']}")
         res = run_folder(rcfg, config_file, overrides, pool,
-                         {"chain": chain, "part": (a, b), "ref": original_model(cfg), "original": original})
+                         {"chain": chain, "part": (a, b), "ref": original_model(cfg), "original": original,
+                          "previous_model": previous_model})
         update_manifest(round_dir(out, k) / "train", "round",
                         {"round": k, "reference": entry["reference"], "original_fingerprint": original})
         entry.update(status="done", stages=res["stages"], passed=res["passed"], result=res["status"])

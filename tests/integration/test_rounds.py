@@ -61,5 +61,7 @@ def test_two_rounds_on_policy_killed_in_round_two_and_resumed(cache_dir, tmp_pat
     assert train2["reference"]["is_starting_weights"] is True  # run.reference: previous
     ev2 = json.loads((out / "round-2" / "eval" / "eval.json").read_text())
     assert ev2["ref"]["fingerprint"] == train1["fingerprints"]["start"]  # evaluated against the original model
+    before = json.loads((out / "round-2" / "eval-previous" / "eval.json").read_text())
+    assert before["ref"]["fingerprint"] == train1["fingerprints"]["final"]  # and against round 1's model
     html = (out / "report.html").read_text()
     assert 'id="rounds-table"' in html and 'id="rounds-plot"' in html

@@ -86,11 +86,14 @@ def test_round_two_is_written_and_trained_from_round_one(tmp_path, calls):
                                                      ("synth", "round-2", first, (0, 7))]
     assert [c for c in calls if c[0] == "train"] == [("train", "round-1", original, None, None),
                                                      ("train", "round-2", first, None, None)]
-    assert [c for c in calls if c[0] == "eval"] == [("eval", "round-1", original), ("eval", "round-2", original)]
+    # every round against the original model; round 2 also against round 1's model (eval-previous/)
+    assert [c for c in calls if c[0] == "eval"] == [("eval", "round-1", original), ("eval", "round-2", original),
+                                                    ("eval", "round-2", first)]
     entries = read_manifest(tmp_path / "run")["stages"]["run"]["rounds"]
     assert [(e["round"], e["status"], e["reference"]) for e in entries] == [(1, "done", "starting weights"),
                                                                           (2, "done", "previous")]
-    assert all(set(e["stages"]) == {"synth", "train", "eval", "report"} for e in entries)
+    assert set(entries[0]["stages"]) == {"synth", "train", "eval", "report"}
+    assert set(entries[1]["stages"]) == {"synth", "train", "eval", "eval_previous", "report"}
     assert result["status"] == "passed" and (tmp_path / "run" / "report.html").exists()
 
 
@@ -117,11 +120,12 @@ def test_the_reference_setting_reruns_from_round_two_and_not_round_one(tmp_path,
     import shutil
     shutil.rmtree(tmp_path / "run" / "round-2" / "train")
     pipeline.run_all(cfg(tmp_path, rounds=2, reference="initial"), None, [])
-    assert [c[:2] for c in calls] == [("train", "round-2"), ("eval", "round-2"), ("report", "round-2")]
+    assert [c[:2] for c in calls] == [("train", "round-2"), ("eval", "round-2"), ("eval", "round-2"),
+                                      ("report", "round-2")]
     after = {k: _stages(tmp_path, k) for k in (1, 2)}
     assert {n: s["key"] for n, s in after[1].items()} == {n: s["key"] for n, s in before[1].items()}
     assert after[2]["synth"]["key"] == before[2]["synth"]["key"]  # round 1's model is the same: same candidates
-    assert all(after[2][n]["key"] != before[2][n]["key"] for n in ("train", "eval", "report"))
+    assert all(after[2][n]["key"] != before[2][n]["key"] for n in ("train", "eval", "eval_previous", "report"))
 
 
 def test_a_third_round_keeps_the_first_two(tmp_path, calls):
@@ -144,7 +148,8 @@ def test_a_generate_setting_reruns_from_round_one(tmp_path, calls):
     for k in (1, 2):
         shutil.rmtree(tmp_path / "run" / f"round-{k}" / "train")
     pipeline.run_all(changed, None, [])
-    assert [c[:2] for c in calls] == [(s, f"round-{k}") for k in (1, 2) for s in ("synth", "train", "eval", "report")]
+    assert [c[:2] for c in calls] == ([(s, "round-1") for s in ("synth", "train", "eval", "report")]
+                                      + [(s, "round-2") for s in ("synth", "train", "eval", "eval", "report")])
 
 
 def test_a_killed_round_resumes_there(tmp_path, calls, monkeypatch):
@@ -162,7 +167,8 @@ def test_a_killed_round_resumes_there(tmp_path, calls, monkeypatch):
     monkeypatch.setattr(train, "run_train", real_train)
     calls.clear()
     pipeline.run_all(cfg(tmp_path, rounds=2), None, [])
-    assert [c[:2] for c in calls] == [("train", "round-2"), ("eval", "round-2"), ("report", "round-2")]
+    assert [c[:2] for c in calls] == [("train", "round-2"), ("eval", "round-2"), ("eval", "round-2"),
+                                      ("report", "round-2")]
 
 
 # ----------------------------------------------------------------------------- prompt slices
@@ -226,6 +232,10 @@ def test_rounds_report_metrics_per_round(tmp_path):
                                               "ref": stat(0.3)},
                           "kl": {"name": "kl", "model": stat(kl)}}, "gates": [], "status": "passed"}
         (folder / "eval" / "eval.json").write_text(json.dumps(ev))
+        if k == 2:  # round 2 against round 1's model
+            (folder / "eval-previous").mkdir()
+            (folder / "eval-previous" / "eval.json").write_text(json.dumps(
+                {"metrics": {"win_rate": {"name": "win_rate", "model": stat(0.6)}, "kl": {"name": "kl", "model": stat(0.2)}}}))
         (folder / "audit.json").write_text(json.dumps({"bias": {"judgments": 4, "verdicts": {"A": 1, "B": 1, "tie": 2},
                                                                 "position_consistency": 0.5}}))
         entries.append({"round": k, "folder": folder.name, "status": "done", "reference": "previous",
@@ -239,3 +249,5 @@ def test_rounds_report_metrics_per_round(tmp_path):
     md = Path(res["markdown"]).read_text()
     assert "| harmful_refusal | 0.300 [0.200, 0.400] | 0.500 [0.400, 0.600] | 0.700 [0.600, 0.800] |" in md
     assert "| 1 | 4 | 0.500 | 0.500 |" in md
+    assert md.splitlines()[[i for i, x in enumerate(md.splitlines()) if x.startswith("| 2 | done")][0]].endswith(
+        "| 0.600 [0.500, 0.700] | 0.200 [0.100, 0.300] |")

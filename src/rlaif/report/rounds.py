@@ -3,7 +3,8 @@
 Each round folder keeps its own full report; this page puts the rounds side by side: every
 headline metric of each round's evaluation against the original model (a table and a plot), the
 judge's position consistency and tie rate from each round's audit, the KL from the original
-model, and the gates, which decide the run on the last round.
+model, each round against the one before it (its ``eval-previous/``), and the gates, which decide
+the run on the last round.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def round_rows(run_dir: Path) -> list[dict]:
         folder = run_dir / e["folder"]
         train = (read_manifest(folder / "train").get("stages") or {}).get("train") or {}
         rows.append({"entry": e, "eval": read_json(folder / "eval" / "eval.json") or {},
+                     "previous": read_json(folder / "eval-previous" / "eval.json") or {},
                      "audit": (read_json(folder / "audit.json") or {}).get("bias") or {}, "train": train})
     return rows
 
@@ -52,14 +54,16 @@ def metric_series(rows: list[dict]) -> dict[str, list[float | None]]:
 
 def _round_table(rows: list[dict]) -> tuple[list[str], list[list]]:
     headers = ["round", "status", "prompts", "generator", "reference", "pairs", "steps", "loss",
-               "KL from original", "gates"]
+               "KL from original", "gates", "win-rate vs previous round", "KL from previous round"]
     body = []
     for r in rows:
-        e, ev, t = r["entry"], r["eval"], r["train"]
+        e, ev, t, prev = r["entry"], r["eval"], r["train"], r["previous"].get("metrics") or {}
         kl = (ev.get("metrics") or {}).get("kl")
         body.append([e["round"], e.get("status"), e["prompts"]["count"], Path(str(e.get("generator"))).name or "-",
                      e.get("reference"), t.get("train_rows", "-"), t.get("steps", "-"), fmt(t.get("train_loss")),
-                     stat_text((kl or {}).get("model")), gates_status(ev).upper() if ev.get("gates") else "-"])
+                     stat_text((kl or {}).get("model")), gates_status(ev).upper() if ev.get("gates") else "-",
+                     stat_text((prev.get("win_rate") or {}).get("model")),
+                     stat_text((prev.get("kl") or {}).get("model"))])
     return headers, body
 
 

@@ -251,3 +251,12 @@ def test_rounds_report_metrics_per_round(tmp_path):
     assert "| 1 | 4 | 0.500 | 0.500 |" in md
     assert md.splitlines()[[i for i, x in enumerate(md.splitlines()) if x.startswith("| 2 | done")][0]].endswith(
         "| 0.600 [0.500, 0.700] | 0.200 [0.100, 0.300] |")
+
+
+def test_rlaif_report_on_a_rounds_folder_writes_the_rounds_report(tmp_path, calls):
+    from rlaif.cli import main
+
+    pipeline.run_all(cfg(tmp_path, rounds=2), None, [])
+    (tmp_path / "run" / "report.html").unlink()
+    assert main(["report", str(tmp_path / "run")]) == 0
+    assert 'id="rounds-table"' in (tmp_path / "run" / "report.html").read_text()

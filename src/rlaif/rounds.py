@@ -142,6 +142,8 @@ def _rounds(cfg, config_file, overrides, pool, out, prompts, parts, run_folder) 
         results["rounds"].append({"round": k, "skipped": res.get("skipped", []), "status": res["status"]})
         results.setdefault("skipped", []).extend(f"round {k} {s}" for s in res.get("skipped", []))
         previous_keys = {name: s["key"] for name, s in res["stages"].items()}
+        if previous_model is not None:  # round K-1's model: generated round K and was compared with it, done
+            pool.release(previous_model)
         previous_model = str(round_dir(out, k) / "train" / "model")
         last = res
     results.update(passed=last["passed"], status=last["status"], gates=last["gates"])

@@ -127,6 +127,7 @@ def _rounds(cfg, config_file, overrides, pool, out, prompts, parts, run_folder) 
                  "prompts": {"start": a, "stop": b, "count": len(ids), "ids_digest": content_id(ids)},
                  "generator": rcfg.generate.policy.model if rcfg.generate.strategy != "models"
                  else [m.model for m in rcfg.generate.models],
+                 "written_by": "the original model" if k == 1 else f"round {k - 1}'s model",
                  "train_model": rcfg.train.model,
                  "reference": "starting weights" if k == 1 else cfg.run.reference}
         entries.append(entry)

@@ -53,13 +53,13 @@ def metric_series(rows: list[dict]) -> dict[str, list[float | None]]:
 
 
 def _round_table(rows: list[dict]) -> tuple[list[str], list[list]]:
-    headers = ["round", "status", "prompts", "generator", "reference", "pairs", "steps", "loss",
+    headers = ["round", "status", "prompts", "candidates written by", "reference", "pairs", "steps", "loss",
                "KL from original", "gates", "win-rate vs previous round", "KL from previous round"]
     body = []
     for r in rows:
         e, ev, t, prev = r["entry"], r["eval"], r["train"], r["previous"].get("metrics") or {}
         kl = (ev.get("metrics") or {}).get("kl")
-        body.append([e["round"], e.get("status"), e["prompts"]["count"], Path(str(e.get("generator"))).name or "-",
+        body.append([e["round"], e.get("status"), e["prompts"]["count"], e.get("written_by") or e.get("generator"),
                      e.get("reference"), t.get("train_rows", "-"), t.get("steps", "-"), fmt(t.get("train_loss")),
                      stat_text((kl or {}).get("model")), gates_status(ev).upper() if ev.get("gates") else "-",
                      stat_text((prev.get("win_rate") or {}).get("model")),

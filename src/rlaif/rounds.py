@@ -117,7 +117,8 @@ def _rounds(cfg, config_file, overrides, pool, out, prompts, parts, run_folder) 
 
     entries: list[dict] = []
     results: dict = {"run_dir": str(out), "rounds": []}
-    previous_keys, previous_model = None, None
+    previous_keys: dict | None = None
+    previous_model: str | None = None
     for k, (a, b) in enumerate(parts, 1):
         rcfg = round_config(cfg, k, previous_model)
         ids = [p.id for p in prompts[a:b]]
@@ -142,7 +143,9 @@ def _rounds(cfg, config_file, overrides, pool, out, prompts, parts, run_folder) 
         _record(out, config_file, overrides, cfg, entries)
         results["rounds"].append({"round": k, "skipped": res.get("skipped", []), "status": res["status"]})
         results.setdefault("skipped", []).extend(f"round {k} {s}" for s in res.get("skipped", []))
-        previous_keys = {name: s["key"] for name, s in res["stages"].items()}
+        # what the next round depends on is this round's model: its training key (which chains its
+        # data), not its evaluation, whose settings touch no later round's candidates or training
+        previous_keys = {"train": res["stages"]["train"]["key"]}
         if previous_model is not None:  # round K-1's model: generated round K and was compared with it, done
             pool.release(previous_model)
         previous_model = str(round_dir(out, k) / "train" / "model")

@@ -136,6 +136,15 @@ def test_a_third_round_keeps_the_first_two(tmp_path, calls):
     assert calls[0] == ("synth", "round-3", str(tmp_path / "run" / "round-2" / "train" / "model"), (4, 6))
 
 
+def test_an_eval_setting_reruns_every_round_s_evaluation_and_nothing_else(tmp_path, calls):
+    pipeline.run_all(cfg(tmp_path, rounds=2), None, [])
+    calls.clear()
+    changed = cfg(tmp_path, rounds=2).model_copy(update={"eval": cfg(tmp_path).eval.model_copy(update={"limit": 3})})
+    pipeline.run_all(changed, None, [])
+    assert [c[:2] for c in calls] == [("eval", "round-1"), ("report", "round-1"), ("eval", "round-2"),
+                                      ("eval", "round-2"), ("report", "round-2")]
+
+
 def test_a_generate_setting_reruns_from_round_one(tmp_path, calls):
     pipeline.run_all(cfg(tmp_path, rounds=2, train=True), None, [])
     calls.clear()

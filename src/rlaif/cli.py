@@ -188,9 +188,13 @@ def run(args) -> dict:
         raise InputError(f"{out}: --out names a folder, and this is a file")
 
     if args.command == "report":
+        from rlaif.io import read_manifest
+        from rlaif.report.rounds import write_rounds_report
         from rlaif.report.stage import write_report
 
-        return {"report": write_report(Path(args.run_dir))}
+        run = (read_manifest(Path(args.run_dir)).get("stages") or {}).get("run") or {}
+        write = write_rounds_report if run.get("rounds") else write_report  # the folder of a run.rounds run
+        return {"report": write(Path(args.run_dir))}
     if args.command == "refusal":
         return _refusal(args)
     cfg = _config(args)

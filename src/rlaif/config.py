@@ -30,21 +30,18 @@ class ModelSpec(Section):
     backend: Literal["local", "openai", "anthropic"] = Field(
         "local", description="local: transformers in this process; openai: any OpenAI-compatible "
                              "server (vLLM, Ollama, llama.cpp, OpenAI); anthropic: Claude.")
-    model: str = Field("embedded", description="local: 'embedded', a local HF folder, or a hub id; "
-                                               "servers: the model name they serve.")
+    model: str = Field("embedded", description="local: 'embedded', a local HF folder, or a hub id; servers: the model name.")
     device: str | None = Field(None, description="local: cpu, cuda, cuda:1 ... (default: cuda if present).")
     dtype: str | None = Field(None, description="local: float32, bfloat16 ... (default: fp32 on CPU, bf16 on GPU).")
     batch_size: int = Field(16, ge=1, description="local: requests run together in one forward pass.")
     base_url: str | list[str] | None = Field(
         None, description="openai: server URL(s) ending in /v1; several replicas share the load.")
-    api_key_env: str | None = Field(
-        None, description="Name of the environment variable holding the API key (never the key).")
+    api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key (never the key).")
     max_concurrency: int = Field(8, ge=1, description="servers: requests in flight at once.")
     requests_per_minute: int | None = Field(None, ge=1, description="servers: request rate limit.")
     tokens_per_minute: int | None = Field(None, ge=1, description="servers: token rate limit (estimated).")
     timeout: float = Field(60.0, gt=0, description="servers: seconds before a request is abandoned and retried.")
-    max_retries: int = Field(4, ge=0, le=20, description="servers: retries (429 honouring Retry-After, "
-                                                          "5xx, timeouts, malformed bodies).")
+    max_retries: int = Field(4, ge=0, le=20, description="servers: retries (429 honouring Retry-After, 5xx, timeouts, ...).")
 
     @model_validator(mode="after")
     def _check(self) -> "ModelSpec":
@@ -132,12 +129,10 @@ class JudgeConfig(Section):
                             "candidate written under `preferred_persona` wins (RLCD, Yang et al. 2023).")
     rationale: bool = Field(False, description="logprob mode: let the judge write a short rationale first.")
     constitution: str = Field("default", description="A shipped constitution name or a YAML path.")
-    principle: Literal["all", "sample"] = Field(
-        "all", description="all: judge against every principle; sample: one principle per comparison.")
+    principle: Literal["all", "sample"] = Field("all", description="all: every principle; sample: one per comparison.")
     max_retries: int = Field(2, ge=0, le=10, description="structured mode: re-asks after unparsable output.")
     max_new_tokens: int = Field(96, ge=8, description="Tokens for a structured verdict or a rationale.")
-    tie_margin: float = Field(0.1, ge=0.0, lt=0.5, description=(
-        "logprob mode: orders that disagree still give a label if the averaged p_a is this far from 0.5."))
+    tie_margin: float = Field(0.1, ge=0.0, lt=0.5, description="logprob mode: disagreeing orders still label if p_a is this far from 0.5.")
     max_candidate_chars: int = Field(4000, ge=100, description="Longer candidates are cut (and flagged).")
     preferred_persona: str | dict[str, str] = Field("secure", description=(
         "contrast mode: the persona (generate.personas) whose candidates are labelled chosen; or a "
@@ -166,16 +161,13 @@ class JudgeConfig(Section):
 
 class BuildConfig(Section):
     drop_truncated: bool = Field(True, description="Drop pairs where a response hit max_new_tokens.")
-    drop_inconsistent: bool = Field(True, description=(
-        "Drop verdicts whose two orders disagreed (kept by logprob mode's tie_margin)."))
-    min_margin: float = Field(0.05, ge=0.0, lt=0.5, description=(
-        "Drop pairs whose soft label is within this margin of 0.5 (low confidence)."))
+    drop_inconsistent: bool = Field(True, description="Drop verdicts whose two orders disagreed (kept by tie_margin).")
+    min_margin: float = Field(0.05, ge=0.0, lt=0.5, description="Drop pairs whose soft label is this close to 0.5.")
     drop_injection: bool = Field(True, description="Drop pairs where a response addresses the judge.")
     max_pair_tokens: int | Literal["train"] | None = Field("train", description=(
         "Drop pairs longer than this many tokens, counted as TRL tokenises them (the chat template of "
         "prompt + the longer response); 'train': train.max_length, so training never cuts a pair; null: no limit."))
-    tokenizer: str = Field("train", description=(
-        "Tokenizer for max_pair_tokens: a local model name or folder; 'train': the one of train.model."))
+    tokenizer: str = Field("train", description="Tokenizer for max_pair_tokens; 'train': train.model's.")
     max_length_ratio: float | None = Field(None, gt=1.0, description=(
         "Drop pairs whose chosen response is more than this many times longer than the rejected "
         "one (DPO learns verbosity); null keeps them and the card reports the bias."))
@@ -191,10 +183,8 @@ class BuildConfig(Section):
         "Build anyway when a category has too few pairs for the mix or size (the card says so)."))
     test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of prompts in the test split, per category.")
     seed: int = Field(0, description="Seed for downsampling and the split.")
-    export: list[Literal["jsonl", "disk", "parquet"]] = Field(
-        default_factory=lambda: ["jsonl"], description="Formats written under dataset/ (jsonl always).")
-    push_to_hub: str | None = Field(None, description=(
-        "Hugging Face dataset repo id to push to (token from HF_TOKEN); null: do not push."))
+    export: list[Literal["jsonl", "disk", "parquet"]] = Field(default_factory=lambda: ["jsonl"], description="dataset/ formats.")
+    push_to_hub: str | None = Field(None, description="Hugging Face dataset repo id to push to (token: HF_TOKEN); null: none.")
 
     @model_validator(mode="after")
     def _check(self) -> "BuildConfig":
@@ -266,12 +256,10 @@ class TrainConfig(Section):
     max_length: int = Field(512, ge=16, description="Tokens per sequence (prompt + response).")
     seed: int = 0
     report_to: list[str] = Field(default_factory=list, description="Trackers (wandb, tensorboard ...); none by default.")
-    precompute_ref_log_probs: bool = Field(False, description=(
-        "Compute the reference log-probs once before training instead of a reference forward each step."))
+    precompute_ref_log_probs: bool = Field(False, description="Reference log-probs once before training, not every step.")
     lora: LoraConfig = Field(default_factory=LoraConfig)
     save_steps: int = Field(50, ge=1, description="Checkpoint every this many steps (a killed run resumes there).")
-    logprob_tolerance: float = Field(1e-3, gt=0.0, description=(
-        "Largest |policy - reference| mean log-prob gap allowed on the first batch before training."))
+    logprob_tolerance: float = Field(1e-3, gt=0.0, description="Largest policy - reference log-prob gap on the first batch.")
     dtype: Literal["float32", "bfloat16", "float16"] | None = Field(None, description=(
         "Compute precision (autocast) of the forward and backward passes; the weights the optimizer updates, "
         "their gradients and the optimizer state stay float32 whatever this says (pure bf16 weights round "
@@ -381,10 +369,8 @@ class EvalConfig(Section):
         "so it would look closer to its reference than it is."))
     kl_samples: bool = Field(True, description=(
         "Sample one answer per probe from the model (temperature 1) to estimate KL(model || reference)."))
-    neutral_text: str = Field("neutral_text", description="Passages for perplexity: shipped name or a JSONL "
-                                                          "path with a 'text' field.")
-    beta: float | None = Field(None, gt=0, description=(
-        "beta of the implicit reward beta*log(pi/pi_ref); default: the training run's, else 0.1."))
+    neutral_text: str = Field("neutral_text", description="Passages for perplexity: shipped name or JSONL with 'text'.")
+    beta: float | None = Field(None, gt=0, description="beta of the implicit reward; default: the training run's, else 0.1.")
     seed: int = Field(0, description="Seed for sampling and the bootstrap.")
     gates: str | None = Field(None, description="YAML of pass/fail thresholds (default: rlaif.gates.DEFAULT_GATES).")
     refusal: Literal["detector", "judge", "auto"] = Field("auto", description=(
@@ -420,6 +406,20 @@ class RunSection(Section):
     out: str = Field("runs/run", description="The run folder: every stage's output goes under it.")
     train: bool = Field(True, description="Train after building the dataset.")
     eval: bool = Field(True, description="Evaluate the trained model against its reference.")
+    rounds: int = Field(1, ge=1, description=(
+        "On-policy rounds: round K+1 generates with round K's trained model, judges, builds and trains from it, each "
+        "round in OUT/round-K/ (1: one round, in OUT itself)."))
+    reference: Literal["previous", "initial"] = Field("previous", description=(
+        "rounds > 1: the DPO reference of each round: previous: its own starting weights; initial: the original "
+        "model (train.model), proven by fingerprint, for every round."))
+    prompts_per_round: int | None = Field(None, ge=1, description=(
+        "rounds > 1: round K takes the K-th disjoint slice of this many prompts, in order (null: all, each round)."))
+
+    @model_validator(mode="after")
+    def _check(self) -> "RunSection":
+        if self.rounds > 1 and not self.train:
+            raise ValueError("run.rounds > 1 trains each round's model for the next: it needs run.train true")
+        return self
 
 
 class SynthConfig(Section):

@@ -20,10 +20,14 @@ from rlaif.synth.prompts import load_prompts
 
 
 def synth(prompts_spec: str, out: Path, cfg: SynthConfig, limit: int | None = None,
-          overrides: list[str] | None = None, pool: BackendPool | None = None) -> dict:
-    """Run generate, judge and build; each stage resumes where an earlier run stopped."""
+          overrides: list[str] | None = None, pool: BackendPool | None = None,
+          part: tuple[int, int] | None = None) -> dict:
+    """Run generate, judge and build; each stage resumes where an earlier run stopped. ``part``
+    (start, stop): only that slice of the loaded prompts (a round of `run.prompts_per_round`)."""
     out = Path(out)
     prompts, stats = load_prompts(prompts_spec, limit)
+    if part is not None:
+        prompts = prompts[part[0]:part[1]]
     # before the run folder is touched: prompts too long for the generator (too_long: error) and
     # the judge's constitution, which would otherwise be read only after generation
     fitting_prompts(prompts, cfg.generate)
@@ -50,11 +54,12 @@ def _synth(prompts_spec, out, cfg, limit, overrides, prompts, stats, pool) -> di
 RUN_STAGES = ("synth", "train", "eval", "report")
 
 
-def _stage_keys(cfg: SynthConfig, pool: BackendPool, wanted: list[str]) -> dict[str, str]:
+def _stage_keys(cfg: SynthConfig, pool: BackendPool, wanted: list[str], chain: dict | None = None) -> dict[str, str]:
     """Each wanted stage's key covers its own settings, the contents (never the paths) of the
     files it reads, the identities of the models it runs, and every earlier stage's key, so a
     change upstream makes everything after it stale. Shipped names (``suite:train``, ``default``,
-    the probe suites) count by their packaged contents."""
+    the probe suites) count by their packaged contents. ``chain`` (a round of `run.rounds`: its
+    number, prompt slice and the previous round's keys) is hashed into the first key, so all follow."""
     from rlaif.evaluate.graders import eval_judge_config
     from rlaif.judge.constitution import load_constitution
     from rlaif.synth.prompts import resolve_source
@@ -63,6 +68,8 @@ def _stage_keys(cfg: SynthConfig, pool: BackendPool, wanted: list[str]) -> dict[
     synth = content_id(digest_tree(resolve_source(cfg.run.prompts)), cfg.run.limit, dump["generate"],
                        dump["judge"], dump["build"], load_constitution(cfg.judge.constitution).hash,
                        generator_identities(cfg.generate, pool), judge_identity(cfg.judge, pool))
+    if chain is not None:
+        synth = content_id(synth, chain)
     keys = {"synth": synth}
     if "train" in wanted:
         starts = [pool.identity("local", m) for m in (cfg.train.model, cfg.train.ref) if m]
@@ -102,50 +109,74 @@ def _peak_rss_mb(reset: bool = False) -> float | None:
 
 
 def run_all(cfg: SynthConfig, config_file: str | None, overrides: list[str]) -> dict:
-    """`rlaif run`: synth, train, eval and report into one run folder. A stage whose recorded key
-    matches is skipped; one that was cut short continues; the manifest records the overrides."""
+    """`rlaif run`: synth, train, eval and report into one run folder (with ``run.rounds`` > 1, one
+    folder per round: rlaif/rounds.py). A stage whose recorded key matches is skipped; one that was
+    cut short continues; the manifest records the overrides."""
+    check_inputs(cfg)
+    if cfg.run.rounds > 1:
+        from rlaif.rounds import run_rounds
+
+        return run_rounds(cfg, config_file, overrides, run_folder)
+    with BackendPool(cache=cfg.cache) as pool:
+        return run_folder(cfg, config_file, overrides, pool)
+
+
+def run_folder(cfg: SynthConfig, config_file: str | None, overrides: list[str], pool: BackendPool,
+               rnd: dict | None = None) -> dict:
+    """Every wanted stage into ``cfg.run.out``. ``rnd`` (a round of rlaif/rounds.py): ``chain`` for
+    the keys, ``part`` (the prompt slice), ``ref`` (the original model, eval's reference) and
+    ``original`` (its fingerprint, for `run.reference: initial`); after round 1, ``previous_model``
+    (the previous round's trained folder), evaluated against as well into ``eval-previous/``."""
     from rlaif.evaluate.stage import run_eval
     from rlaif.report.stage import write_report
     from rlaif.train.stage import run_train
 
+    rnd = rnd or {}
     out = Path(cfg.run.out)
-    check_inputs(cfg)
     out.mkdir(parents=True, exist_ok=True)
     wanted = [s for s in RUN_STAGES if (s != "train" or cfg.run.train) and (s != "eval" or cfg.run.eval and cfg.run.train)]
+    if rnd.get("previous_model") and "eval" in wanted:  # a later round: also against the round before it
+        wanted.insert(wanted.index("eval") + 1, "eval_previous")
     record = read_manifest(out).get("stages", {}).get("run", {})
     stages = dict(record.get("stages", {}))
     results: dict = {"run_dir": str(out)}
     actions = {
-        "synth": lambda pool: _synth_and_audit(cfg, out, overrides, pool),
-        "train": lambda pool: {"train": run_train(str(out), out / "train", cfg.train)},
-        "eval": lambda pool: {"eval": run_eval(str(out / "train"), None, out / "eval", cfg.eval, cfg.judge, pool)},
+        "synth": lambda pool: _synth_and_audit(cfg, out, overrides, pool, rnd.get("part")),
+        "train": lambda pool: {"train": run_train(str(out), out / "train", cfg.train, rnd.get("original"))},
+        "eval": lambda pool: {"eval": run_eval(str(out / "train"), rnd.get("ref"), out / "eval", cfg.eval, cfg.judge,
+                                               pool)},
+        # its gates are reported, never the run's verdict: that is the comparison with the original model
+        "eval_previous": lambda pool: {"eval_previous": run_eval(str(out / "train"), rnd["previous_model"],
+                                                                 out / "eval-previous", cfg.eval, cfg.judge, pool)},
         "report": lambda pool: {"report": write_report(out)},
     }
-    with BackendPool(cache=cfg.cache) as pool:
-        keys = _stage_keys(cfg, pool, wanted)
-        _refuse_stale(out, stages, keys)
-        for name in wanted:
-            prev = stages.get(name, {})
-            if prev.get("key") == keys[name] and prev.get("status") == "done":
-                console.print(f"[dim]{name}: done earlier with this configuration, skipped[/dim]")
-                results.setdefault("skipped", []).append(name)
-                continue
-            stages[name] = {"key": keys[name], "status": "running"}
-            _record(out, config_file, overrides, cfg, stages)
-            _peak_rss_mb(reset=True)
-            t0 = time.perf_counter()
-            results.update(actions[name](pool))
-            stages[name] = {"key": keys[name], "status": "done", "seconds": round(time.perf_counter() - t0, 1),
-                            "peak_rss_mb": _peak_rss_mb()}
-            if name == "report":
-                stages[name]["headline"] = results["report"]["headline"]
-            if name == "eval":
-                stages[name].update(_eval_outcome(results["eval"]))
-            _record(out, config_file, overrides, cfg, stages)
+    keys = _stage_keys(cfg, pool, wanted, rnd.get("chain"))
+    if "eval_previous" in wanted:  # the previous model's identity is in the train key already
+        keys["eval_previous"] = content_id(keys["eval"], "previous round")
+    _refuse_stale(out, stages, keys)
+    for name in wanted:
+        prev = stages.get(name, {})
+        if prev.get("key") == keys[name] and prev.get("status") == "done":
+            console.print(f"[dim]{name}: done earlier with this configuration, skipped[/dim]")
+            results.setdefault("skipped", []).append(name)
+            continue
+        stages[name] = {"key": keys[name], "status": "running"}
+        _record(out, config_file, overrides, cfg, stages)
+        _peak_rss_mb(reset=True)
+        t0 = time.perf_counter()
+        results.update(actions[name](pool))
+        stages[name] = {"key": keys[name], "status": "done", "seconds": round(time.perf_counter() - t0, 1),
+                        "peak_rss_mb": _peak_rss_mb()}
+        if name == "report":
+            stages[name]["headline"] = results["report"]["headline"]
+        if name in ("eval", "eval_previous"):
+            stages[name].update(_eval_outcome(results[name]))
+        _record(out, config_file, overrides, cfg, stages)
     ev = stages.get("eval", {})
     results["passed"] = ev.get("passed", True)
     results["status"] = ev.get("result") or ("passed" if results["passed"] else "failed")
     results["gates"] = ev.get("gates", [])
+    results["stages"] = stages
     if "report" not in results and "report" in stages:  # skipped: show what the report said
         results["report"] = {"headline": stages["report"].get("headline", []), "html": str(out / "report.html")}
     return results
@@ -177,10 +208,11 @@ def check_inputs(cfg: SynthConfig) -> None:
             load_gates(cfg.eval.gates)
 
 
-def _synth_and_audit(cfg: SynthConfig, out: Path, overrides: list[str], pool: BackendPool) -> dict:
+def _synth_and_audit(cfg: SynthConfig, out: Path, overrides: list[str], pool: BackendPool,
+                     part: tuple[int, int] | None = None) -> dict:
     from rlaif.judge.audit import run_audit
 
-    result = synth(cfg.run.prompts, out, cfg, cfg.run.limit, overrides, pool=pool)
+    result = synth(cfg.run.prompts, out, cfg, cfg.run.limit, overrides, pool=pool, part=part)
     result["audit"] = run_audit(out)  # position and length bias of the labels, for the report
     return result
 

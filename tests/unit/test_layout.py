@@ -12,7 +12,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[2] / "src" / "rlaif"
 UNIT = Path(__file__).resolve().parent
 PARTS = ("backends", "evaluate", "judge", "report", "synth", "train")
-MAX_ROOT_MODULES = 10
+MAX_ROOT_MODULES = 11
 MAX_LINES = 500
 
 

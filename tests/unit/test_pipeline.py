@@ -24,12 +24,12 @@ def calls(monkeypatch, tmp_path):
     monkeypatch.setenv("RLAIF_CACHE_DIR", str(tmp_path / "cache"))
     seen: list[str] = []
 
-    def fake_train(pairs, out, cfg):
+    def fake_train(pairs, out, cfg, original=None):
         out.mkdir(parents=True, exist_ok=True)
         seen.append("train")
         return {}
 
-    monkeypatch.setattr(pipeline, "_synth_and_audit", lambda cfg, out, ov, pool: seen.append("synth") or {})
+    monkeypatch.setattr(pipeline, "_synth_and_audit", lambda cfg, out, ov, pool, part=None: seen.append("synth") or {})
     monkeypatch.setattr(train, "run_train", fake_train)
     monkeypatch.setattr(evaluate, "run_eval", lambda *a, **k: seen.append("eval") or {"passed": True})
     monkeypatch.setattr(report, "write_report", lambda out: seen.append("report") or {"headline": [], "html": ""})

@@ -81,6 +81,16 @@ class BackendPool:
                 self.identities[key] = local_identity(model, options.get("device"), options.get("dtype"))
         return self.identities[key]
 
+    def release(self, model: str) -> None:
+        """Forget every backend and identity of ``model`` (a round's model that no later round
+        runs), so that a run of many rounds does not keep every round's weights in memory."""
+        for key in [k for k in self.loaded if k[1] == model]:
+            close = getattr(self.loaded.pop(key), "close", None)
+            if close:
+                close()
+        for key in [k for k in self.identities if k[1] == model]:
+            del self.identities[key]
+
     def _response_cache(self):
         if self._db is None:
             from rlaif.backends.cache import ResponseCache

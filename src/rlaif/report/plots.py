@@ -178,3 +178,34 @@ def length_figure(responses: list[dict]) -> str | None:
         ax.set_visible(False)
     fig.tight_layout()
     return _uri(fig)
+
+
+def rounds_figure(series: dict[str, list[float | None]]) -> str | None:
+    """One line per metric across rounds (x: round 1, 2, ...), the model's value against the
+    original model; rates on the left axis, KL (no upper bound) on its own axis at the right."""
+    shown = {k: v for k, v in series.items() if any(x is not None for x in v)}
+    if not shown:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    n = max(len(v) for v in shown.values())
+    xs = list(range(1, n + 1))
+    right = None
+    for name, values in shown.items():
+        on = ax
+        if name.startswith("kl"):
+            right = right or ax.twinx()
+            on = right
+        points = [(x, y) for x, y in zip(xs, values) if y is not None]
+        on.plot([x for x, _ in points], [y for _, y in points], marker="o", label=name,
+                linestyle="--" if on is right else "-")
+    ax.set_xticks(xs, [f"round {x}" for x in xs])
+    ax.set_ylabel("model's value")
+    if right is not None:
+        right.set_ylabel("KL from the original model (dashed)")
+    handles = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels() if right is not None else ([], [])
+    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=7, loc="best")
+    ax.set_title("headline metrics across rounds")
+    fig.tight_layout()
+    return _uri(fig)

@@ -108,7 +108,10 @@ def warnings(run: Run) -> list[tuple[str, str]]:
     train = run.stage("train")
     out += [("training", str(w)) for w in train.get("warnings") or []]
     ref = train.get("reference") or {}
-    if ref.get("is_starting_weights") is False:
+    if ref.get("is_original_model"):
+        out.append(("training", "the frozen reference is the original model of the rounds (run.reference: initial, "
+                                "proven by fingerprint), not this round's starting weights"))
+    elif ref.get("is_starting_weights") is False:
         out.append(("training", f"the frozen reference is not the starting weights (allowed: "
                                 f"{ref.get('mismatch_allowed')}); DPO's KL anchor is not where training began"))
     out += _evaluation_warnings(run.eval)

@@ -109,8 +109,11 @@ def _load_model(name: str, dtype: torch.dtype):
     return AutoModelForCausalLM.from_pretrained(path, dtype=dtype), path
 
 
-def _reference(policy, cfg: TrainConfig, dtype: torch.dtype, fp_start: str) -> tuple[object, str, str | None]:
-    """(reference model or None for TRL's own, its fingerprint, the mismatch if allowed)."""
+def _reference(policy, cfg: TrainConfig, dtype: torch.dtype, fp_start: str,
+               original: str | None = None) -> tuple[object, str, str | None]:
+    """(reference model or None for TRL's own, its fingerprint, the mismatch if allowed or proven).
+    ``original``: the fingerprint of the weights a run of rounds began from (`run.reference:
+    initial`); a reference with exactly those weights is accepted as the original model."""
     if cfg.ref is None:
         if cfg.lora.enabled or cfg.precompute_ref_log_probs:
             # TRL then uses the adapter-disabled base / the policy itself before the first step:
@@ -122,6 +125,10 @@ def _reference(policy, cfg: TrainConfig, dtype: torch.dtype, fp_start: str) -> t
     if fp_ref == fp_start:
         return ref, fp_ref, None
     why = describe_difference(policy, ref)
+    if original is not None and fp_ref == original:
+        console.print(f"reference: the original model '{cfg.ref}' (fingerprint {fp_ref[:12]} matches the first "
+                      "round's starting weights), not this round's starting weights")
+        return ref, fp_ref, f"the original model of the rounds (proven by fingerprint); {why}"
     if not cfg.allow_ref_mismatch:
         raise ReferenceMismatch(f"reference '{cfg.ref}' is not the starting weights of '{cfg.model}': {why}",
                                 hint="drop --ref to use the starting weights, or pass --allow-ref-mismatch "
@@ -187,7 +194,9 @@ def _preflight(trainer, tok, cfg: TrainConfig, rows: int = 4) -> dict:
             "logprob_tolerance": cfg.logprob_tolerance}
 
 
-def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
+def run_train(pairs_spec: str, out: Path, cfg: TrainConfig, original: str | None = None) -> dict:
+    """DPO from ``cfg.model`` on the pairs into ``out``. ``original`` (rounds, `run.reference:
+    initial`): the first round's starting fingerprint, which ``cfg.ref`` is then proven to have."""
     from transformers import AutoTokenizer
     from trl import DPOTrainer
 
@@ -204,7 +213,7 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
         tok.pad_token = tok.eos_token
     train_ds, eval_ds, too_long = _within_length(train_ds, eval_ds, tok, cfg.max_length, pairs_spec)
     fp_start = fingerprint(policy)
-    ref, fp_ref, mismatch = _reference(policy, cfg, dtype, fp_start)
+    ref, fp_ref, mismatch = _reference(policy, cfg, dtype, fp_start, original)
     trainer = DPOTrainer(model=policy, ref_model=ref, args=_dpo_args(cfg, out, precision), train_dataset=train_ds,
                          eval_dataset=eval_ds, processing_class=tok, peft_config=_peft(cfg),
                          callbacks=[MetricsLogger(out / METRICS)])
@@ -225,7 +234,7 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
     start = None  # a CPU copy, when one was taken, is not needed any more
     final = _save(trainer, tok, cfg, out)
     summary = (_report(trainer, cfg, out, pairs_spec, train_ds, eval_ds, result, seconds, resume, fp_start, fp_ref,
-                       final, mismatch, checks, too_long, record, precision, moved)
+                       final, mismatch, checks, too_long, record, precision, moved, original)
                if trainer.is_world_process_zero() else {})
     # every process waits for the main one to finish writing, then leaves the group cleanly
     trainer.accelerator.wait_for_everyone()
@@ -236,7 +245,8 @@ def run_train(pairs_spec: str, out: Path, cfg: TrainConfig) -> dict:
 
 def _report(trainer, cfg: TrainConfig, out: Path, pairs_spec: str, train_ds, eval_ds, result, seconds: float,
             resume, fp_start: str, fp_ref: str, final: str | None, mismatch: str | None, checks: dict,
-            too_long: dict, record: dict, precision: Precision | None = None, moved: dict | None = None) -> dict:
+            too_long: dict, record: dict, precision: Precision | None = None, moved: dict | None = None,
+            original: str | None = None) -> dict:
     rows = read_metrics(out / METRICS)
     warns = warnings_for(rows)
     lw = length_warning([r[-1]["content"] if isinstance(r, list) else r for r in train_ds["chosen"]],
@@ -256,7 +266,9 @@ def _report(trainer, cfg: TrainConfig, out: Path, pairs_spec: str, train_ds, eva
                "reference": {"source": cfg.ref or ("adapter-disabled base" if cfg.lora.enabled else
                                                    "policy before training (precomputed)" if cfg.precompute_ref_log_probs
                                                    else "copy of the starting weights"),
-                             "is_starting_weights": mismatch is None, "mismatch_allowed": mismatch},
+                             "is_starting_weights": mismatch is None, "mismatch_allowed": mismatch,
+                             # rounds: whether this is the original model of the rounds, proven by fingerprint
+                             "is_original_model": fp_ref == original if original else None},
                "precision": precision.record() if precision else None, "weights_moved": moved,
                "checks": checks, "warnings": warns, "curves": plot.name if plot else None,
                # what eval checks its held-out rows against (rlaif.train.provenance)

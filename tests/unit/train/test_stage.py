@@ -139,3 +139,52 @@ def test_the_report_step_records_weight_movement_and_warns_when_nothing_moved(tm
     assert man["weights_moved"] == still
     assert man["warnings"][0].startswith("training barely changed the weights: 0.0% of 10 trainable parameters")
     assert man["warnings"][1].startswith("the weights moved far less than the learning rate allows")
+
+
+def test_rounds_reference_initial_is_accepted_only_when_proven_the_original(tiny_policy, tmp_path):
+    """run.reference initial: round 2 starts from round 1's trained weights and its reference is the
+    original model; the guard takes it because its fingerprint is the one round 1 started from, and
+    refuses any other model (allow_ref_mismatch off). The "trained" round-1 model is the tiny policy
+    with one weight changed."""
+    import torch
+
+    from rlaif.config import TrainConfig
+    from rlaif.train.refguard import ReferenceMismatch, fingerprint
+    from rlaif.train.stage import _load_model, _reference
+
+    original, _ = _load_model(str(tiny_policy), torch.float32)
+    trained = original.__class__(original.config)
+    trained.load_state_dict(original.state_dict())
+    with torch.no_grad():
+        next(trained.parameters())[0, 0] += 1.0
+    fp_original, fp_start = fingerprint(original), fingerprint(trained)
+    cfg = TrainConfig(model=str(tmp_path / "round-1-model"), ref=str(tiny_policy))
+    ref, fp_ref, mismatch = _reference(trained, cfg, torch.float32, fp_start, original=fp_original)
+    assert fp_ref == fp_original != fp_start and ref is not None
+    assert mismatch.startswith("the original model of the rounds (proven by fingerprint)")
+    with pytest.raises(ReferenceMismatch, match="is not the starting weights"):
+        _reference(trained, cfg, torch.float32, fp_start, original="f" * 64)  # not what round 1 started from
+    with pytest.raises(ReferenceMismatch):
+        _reference(trained, cfg, torch.float32, fp_start)  # and no proof at all
+
+
+def test_a_second_round_trains_against_the_original_model_when_proven(tiny_policy, pairs_file, tmp_path):
+    """run.reference initial through run_train on a real (tiny, random-initialised) policy: round 1
+    trains from the tiny policy; round 2 trains from round 1's saved model against the tiny policy
+    as its reference, which the guard takes on round 1's starting fingerprint (no
+    allow_ref_mismatch) and the summary records as the original model, not the starting weights."""
+    from rlaif.config import TrainConfig
+    from rlaif.train.refguard import ReferenceMismatch
+    from rlaif.train.stage import run_train
+
+    small = dict(learning_rate=1e-3, max_steps=1, batch_size=2, max_length=64)
+    first = run_train(str(pairs_file), tmp_path / "r1", TrainConfig(model=str(tiny_policy), **small))
+    second_cfg = TrainConfig(model=str(tmp_path / "r1" / "model"), ref=str(tiny_policy), **small)
+    with pytest.raises(ReferenceMismatch):  # without the proof it is refused as before
+        run_train(str(pairs_file), tmp_path / "r2-unproven", second_cfg)
+    second = run_train(str(pairs_file), tmp_path / "r2", second_cfg, original=first["fingerprints"]["start"])
+    assert second["fingerprints"]["start"] == first["fingerprints"]["final"]
+    assert second["fingerprints"]["reference"] == first["fingerprints"]["start"]
+    ref = second["reference"]
+    assert ref["is_original_model"] is True and ref["is_starting_weights"] is False
+    assert ref["mismatch_allowed"].startswith("the original model of the rounds")

@@ -17,7 +17,7 @@ POSITION_BIAS_SHARE = 0.9
 # configs/ files whose teacher can judge (llamacpp.yaml serves the embedded model itself);
 # tests/unit/judge/test_ties.py checks the list against configs/.
 STRONGER_TEACHER_CONFIGS = ("configs/vllm.yaml", "configs/ollama.yaml", "configs/openai.yaml",
-                            "configs/anthropic.yaml")
+                            "configs/anthropic.yaml", "configs/rounds-served.yaml")
 
 
 def why_no_labels(judgments: list[Judgment]) -> str | None:

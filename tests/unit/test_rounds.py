@@ -258,6 +258,11 @@ def test_rounds_report_metrics_per_round(tmp_path):
     md = Path(res["markdown"]).read_text()
     assert "| harmful_refusal | 0.300 [0.200, 0.400] | 0.500 [0.400, 0.600] | 0.700 [0.600, 0.800] |" in md
     assert "| 1 | 4 | 0.500 | 0.500 |" in md
+    # every table says what its numbers are and in which unit, in both formats
+    html = Path(res["html"]).read_text()
+    assert "KL(round's model || original model) in nats per answer" in md
+    assert "KL(round&#x27;s model || original model) in nats per answer" in html  # escaped for HTML
+    assert md.count("(0 to 1)") >= 2 and "0.5 = even" in md
     assert md.splitlines()[[i for i, x in enumerate(md.splitlines()) if x.startswith("| 2 | done")][0]].endswith(
         "| 0.600 [0.500, 0.700] | 0.200 [0.100, 0.300] |")
 

@@ -17,6 +17,23 @@ from rlaif.report.kit import Html, box, esc, figure, fmt, md_table, page, stat_t
 from rlaif.report.stage import REPORT_HTML, REPORT_MD, gates_line, gates_status, headline_metrics
 
 SECTIONS = (("rounds", "Rounds"), ("judge", "Judge per round"), ("metrics", "Metrics per round"))
+# what each table's numbers are, in which unit, printed under it (HTML and Markdown alike)
+LEGENDS = {
+    "rounds": "prompts: the round's prompts; pairs: its training rows; steps and loss: its DPO run (final "
+              "training loss); KL from original: KL(round's model || original model) in nats per answer, on the "
+              "round's own temperature-1 samples of the probes, mean with its 95% interval; gates: the round "
+              "against the original model; win-rate vs previous round: the judge's preference for this round's "
+              "answers over the previous round's, 0 to 1 (0.5 = even); KL from previous round: as KL from "
+              "original, against the previous round's model.",
+    "judge": "From each round's audit of its own judgments. Position consistency: share of pairs (0 to 1) "
+             "whose verdict survived swapping the two answers; tie rate: share of judgments that are ties; first "
+             "shown wins: share of single-order verdicts for the answer shown first (0.5 = no position bias). "
+             "'-': not measured (contrast labels call no judge).",
+    "metrics": "Each headline metric of each round's model, evaluated against the original model on the same "
+               "probes, with its 95% interval; the original model's column is the reference of the first round "
+               "evaluated. Rates are shares of probes (0 to 1); means are in their own unit (eval.json's "
+               "descriptions).",
+}
 
 
 def round_rows(run_dir: Path) -> list[dict]:
@@ -99,7 +116,8 @@ def write_rounds_report(run_dir: Path) -> dict:
                  + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul></section>")]
     for sid, title in SECTIONS:
         headers, cells = tables[sid]
-        body.append(Html(f'<section id="{sid}"><h2>{esc(title)}</h2>{table(headers, cells, "metrics", sid + "-table")}'))
+        body.append(Html(f'<section id="{sid}"><h2>{esc(title)}</h2>{table(headers, cells, "metrics", sid + "-table")}'
+                         f'<p class="legend">{esc(LEGENDS[sid])}</p>'))
         if sid == "metrics":
             if plots.available():
                 body.append(figure(plots.rounds_figure(metric_series(rows)), "headline metrics per round",
@@ -113,6 +131,6 @@ def write_rounds_report(run_dir: Path) -> dict:
     atomic_write_text(html_path, page(f"rlaif rounds: {run_dir.name}", list(SECTIONS), "\n".join(body)))
     md = ["# RLAIF rounds report", ""] + [f"- {x}" for x in lines] + [""]
     for sid, title in SECTIONS:
-        md += [f"## {title}", ""] + md_table(*tables[sid]) + [""]
+        md += [f"## {title}", ""] + md_table(*tables[sid]) + ["", LEGENDS[sid], ""]
     atomic_write_text(md_path, "\n".join(md))
     return {"html": html_path, "markdown": md_path, "headline": lines}

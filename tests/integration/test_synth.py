@@ -249,7 +249,7 @@ def test_audit_with_gold_and_a_second_judge(contrast_run, run_rlaif, tmp_path):
                     "judge.mode=logprob", "--sample", "3")
     assert res.returncode == 0, res.stderr
     report = json.loads((out / "audit.json").read_text())
-    assert report["gold"]["matched"] == 8 and report["gold"]["agreement"] == 3 / 8
+    assert report["gold"]["matched"] == 11 and report["gold"]["agreement"] == round(3 / 11, 4)  # 11 judged pairs; 4 places
     second = report["second_judge"]
     assert second["sampled"] == 3 and second["judged"] == 3 and "logprob" in second["judge"]
     assert (out / second["file"]).exists()

@@ -57,8 +57,14 @@ def tie_rate(bias: dict) -> float | None:
     return round(verdicts.get("tie", 0) / total, 4) if total else None
 
 
-def _value(m: dict | None) -> float | None:
-    return ((m or {}).get("model") or {}).get("value")
+def _metric(row: dict, name: str, which: str = "eval") -> dict:
+    """Metric ``name`` of a round's evaluation against the original model (``which``: "eval") or
+    against the previous round ("previous"); {} where it was not measured."""
+    return (row[which].get("metrics") or {}).get(name) or {}
+
+
+def _value(m: dict) -> float | None:
+    return (m.get("model") or {}).get("value")
 
 
 def metric_series(rows: list[dict]) -> dict[str, list[float | None]]:
@@ -66,7 +72,7 @@ def metric_series(rows: list[dict]) -> dict[str, list[float | None]]:
     names: list[str] = []
     for r in rows:
         names += [m["name"] for m in headline_metrics(r["eval"]) if m["name"] not in names]
-    return {n: [_value((r["eval"].get("metrics") or {}).get(n)) for r in rows] for n in names}
+    return {n: [_value(_metric(r, n)) for r in rows] for n in names}
 
 
 def _round_table(rows: list[dict]) -> tuple[list[str], list[list]]:
@@ -74,13 +80,12 @@ def _round_table(rows: list[dict]) -> tuple[list[str], list[list]]:
                "KL from original", "gates", "win-rate vs previous round", "KL from previous round"]
     body = []
     for r in rows:
-        e, ev, t, prev = r["entry"], r["eval"], r["train"], r["previous"].get("metrics") or {}
-        kl = (ev.get("metrics") or {}).get("kl")
+        e, ev, t = r["entry"], r["eval"], r["train"]
         body.append([e["round"], e.get("status"), e["prompts"]["count"], e.get("written_by") or e.get("generator"),
                      e.get("reference"), t.get("train_rows", "-"), t.get("steps", "-"), fmt(t.get("train_loss")),
-                     stat_text((kl or {}).get("model")), gates_status(ev).upper() if ev.get("gates") else "-",
-                     stat_text((prev.get("win_rate") or {}).get("model")),
-                     stat_text((prev.get("kl") or {}).get("model"))])
+                     stat_text(_metric(r, "kl").get("model")), gates_status(ev).upper() if ev.get("gates") else "-",
+                     stat_text(_metric(r, "win_rate", "previous").get("model")),
+                     stat_text(_metric(r, "kl", "previous").get("model"))])
     return headers, body
 
 
@@ -95,10 +100,8 @@ def _metrics_table(rows: list[dict]) -> tuple[list[str], list[list]]:
     headers = ["metric", "original model"] + [f"round {r['entry']['round']}" for r in rows]
     body = []
     for name in series:
-        first = next(((r["eval"].get("metrics") or {}).get(name) for r in rows
-                      if (r["eval"].get("metrics") or {}).get(name)), {})
-        body.append([name, stat_text(first.get("ref"))] +
-                    [stat_text(((r["eval"].get("metrics") or {}).get(name) or {}).get("model")) for r in rows])
+        first = next((_metric(r, name) for r in rows if _metric(r, name)), {})
+        body.append([name, stat_text(first.get("ref"))] + [stat_text(_metric(r, name).get("model")) for r in rows])
     return headers, body
 
 
@@ -109,8 +112,7 @@ def write_rounds_report(run_dir: Path) -> dict:
     last = rows[-1]["eval"] if rows else {}
     lines = [f"{len(rows)} rounds; the run's verdict is the last round's, against the original model",
              gates_line(last)] + [f"round {r['entry']['round']}: KL from original "
-                                  f"{stat_text(((r['eval'].get('metrics') or {}).get('kl') or {}).get('model'))}"
-                                  for r in rows]
+                                  f"{stat_text(_metric(r, 'kl').get('model'))}" for r in rows]
     tables = {"rounds": _round_table(rows), "judge": _judge_table(rows), "metrics": _metrics_table(rows)}
     body = [Html(f'<section id="top"><h1>RLAIF rounds report</h1><p class="sub">{esc(run_dir.name)}</p><ul>'
                  + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul></section>")]

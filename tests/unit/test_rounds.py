@@ -263,8 +263,10 @@ def test_rounds_report_metrics_per_round(tmp_path):
     assert "KL(round's model || original model) in nats per answer" in md
     assert "KL(round&#x27;s model || original model) in nats per answer" in html  # escaped for HTML
     assert md.count("(0 to 1)") >= 2 and "0.5 = even" in md
-    assert md.splitlines()[[i for i, x in enumerate(md.splitlines()) if x.startswith("| 2 | done")][0]].endswith(
-        "| 0.600 [0.500, 0.700] | 0.200 [0.100, 0.300] |")
+    row2 = md.splitlines()[[i for i, x in enumerate(md.splitlines()) if x.startswith("| 2 | done")][0]]
+    assert row2.endswith("| 0.600 [0.500, 0.700] | 0.200 [0.100, 0.300] |")
+    assert "| 0.400 [0.300, 0.500] |" in row2  # KL from the original model: round 2's own eval, not eval-previous
+    assert "round 1: KL from original 0.100 [0.000, 0.200]" in md
 
 
 def test_rlaif_report_on_a_rounds_folder_writes_the_rounds_report(tmp_path, calls):
